@@ -1,0 +1,62 @@
+"""Load what a user points at (run folder, model folder, bundled name) ready for inference.
+
+A run folder holds either `adapter/` (PEFT or tunelab bottleneck adapter over the base named in
+its config) or `model/` (a full fine-tune); its config.yaml names the task and base model.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tunelab.errors import ModelError
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    task: str
+    name: str
+    base_name: str
+
+    @property
+    def encoder_decoder(self) -> bool:
+        return self.task == "seq2seq"
+
+
+def run_config(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+
+
+def weights_dir(run_dir: Path) -> Path:
+    for name in ("model", "adapter"):
+        if (run_dir / name).is_dir():
+            return run_dir / name
+    raise ModelError(f"{run_dir} has no trained weights (no model/ or adapter/ folder)",
+                     "point at a finished run folder, or train first")
+
+
+def load_target(target: str, device: str = "cpu", task: str | None = None) -> LoadedModel:
+    """A run folder, a model folder, or a model name, loaded for inference."""
+    path = Path(target)
+    if (path / "config.yaml").exists() and ((path / "model").is_dir() or (path / "adapter").is_dir()):
+        return load_run(path, device)
+    from tunelab.models.loading import architecture_kind, load_model, load_tokenizer, read_model_config, resolve_model_path
+
+    resolved = resolve_model_path(target)
+    kind = architecture_kind(read_model_config(resolved))
+    task = task or {"seq2seq": "seq2seq", "encoder": "classification"}.get(kind, "causal-lm")
+    model = load_model(target, task, device=device).to(device).eval()
+    return LoadedModel(model, load_tokenizer(target), task, target, target)
+
+
+def load_run(run_dir: Path, device: str = "cpu") -> LoadedModel:
+    from tunelab.methods.registry import load_trained
+    from tunelab.models.loading import load_tokenizer
+
+    config = run_config(run_dir)
+    task, base_name = config.get("task") or "causal-lm", config["model"]["name"]
+    folder = weights_dir(run_dir)
+    model = load_trained(folder, task, base_name, device).eval()
+    return LoadedModel(model, load_tokenizer(str(folder)), task, str(run_dir), base_name)

@@ -1,0 +1,64 @@
+"""Batched generation: left padding, KV cache, greedy by default, with the model's chat template.
+
+One function serves evaluation, chat, predict and the service, so that all of them see the
+model exactly as training formatted it.
+"""
+
+from collections.abc import Iterable
+
+from tunelab.progress import track
+
+
+def chat_prompt(tokenizer, messages: list[dict]) -> str:
+    """The prompt text for the next assistant turn (the conversation minus a final assistant answer)."""
+    if messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n".join(m["content"] for m in messages) + "\n"
+
+
+def _batches(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float) -> dict:
+    kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+    if temperature and temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    for marker in stop or []:
+        index = text.find(marker)
+        if index >= 0:
+            text = text[:index]
+    return text
+
+
+def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64, temperature: float = 0.0,
+             top_p: float = 1.0, stop: list[str] | None = None, batch_size: int = 16, description: str | None = None,
+             encoder_decoder: bool = False) -> list[str]:
+    """Completions for raw prompt strings, in order, sorted by length inside for less padding."""
+    import torch
+
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: dict[int, str] = {}
+    tokenizer.padding_side = "left"
+    kwargs = generation_kwargs(tokenizer, max_new_tokens, temperature, top_p)
+    batches = list(_batches(order, batch_size))
+    iterator = track(batches, description) if description else batches
+    model.eval()
+    for batch in iterator:
+        encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
+                            add_special_tokens=encoder_decoder).to(model.device)
+        with torch.no_grad():
+            generated = model.generate(**encoded, **kwargs)
+        new_tokens = generated if encoder_decoder else generated[:, encoded["input_ids"].shape[1]:]
+        for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+            outputs[i] = cut_at_stop(text, stop).strip()
+    return [outputs[i] for i in range(len(prompts))]

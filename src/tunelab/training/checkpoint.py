@@ -1,0 +1,102 @@
+"""Crash-safe checkpoints: written to a temporary folder, checksummed, renamed into place, and
+`latest` updated last. A checkpoint whose checksums do not match is skipped for the previous one.
+
+A checkpoint holds only what training changes (trainable weights, optimizer, RNG states, the
+step and the loop's bookkeeping); data order and learning rate are pure functions of the step.
+"""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from tunelab.progress import say
+from tunelab.runs import atomic_write_text
+
+CHECKSUMS = "checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().cpu().contiguous().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run_dir: Path, step: int, model, optimizer, loop_state: dict, keep: int) -> Path:
+    from safetensors.torch import save_file
+
+    root = run_dir / "checkpoints"
+    final = root / f"step-{step:07d}"
+    partial = root / f".step-{step:07d}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_file(trainable_state(model), str(partial / "trainable.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, partial / "optimizer.pt")
+    (partial / "state.json").write_text(json.dumps({"step": step, **loop_state}))
+    sums = {p.name: _sha256(p) for p in sorted(partial.iterdir())}
+    (partial / CHECKSUMS).write_text(json.dumps(sums))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+    atomic_write_text(root / "latest", final.name)
+    _prune(root, keep)
+    return final
+
+
+def _prune(root: Path, keep: int) -> None:
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def is_intact(folder: Path) -> bool:
+    try:
+        sums = json.loads((folder / CHECKSUMS).read_text())
+        return bool(sums) and all(_sha256(folder / name) == digest for name, digest in sums.items())
+    except (OSError, ValueError):
+        return False
+
+
+def latest_intact(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose files match their checksums; warns about any skipped."""
+    root = run_dir / "checkpoints"
+    for folder in sorted(root.glob("step-*"), reverse=True):
+        if is_intact(folder):
+            return folder
+        say(f"[yellow]warning:[/] checkpoint {folder.name} is incomplete or corrupted; using the previous one")
+    return None
+
+
+def load_checkpoint(folder: Path, model, optimizer) -> dict:
+    """Restore weights, optimizer and RNG; returns the loop state (step included)."""
+    from safetensors.torch import load_file
+
+    device = next(model.parameters()).device
+    weights = load_file(str(folder / "trainable.safetensors"), device=str(device))
+    model.load_state_dict(weights, strict=False)
+    saved = torch.load(folder / "optimizer.pt", weights_only=True, map_location=device)
+    optimizer.load_state_dict(saved["optimizer"])
+    set_rng_state(saved["rng"])
+    return json.loads((folder / "state.json").read_text())

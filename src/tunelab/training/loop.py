@@ -1,0 +1,181 @@
+"""The training loop: one function, read top to bottom.
+
+Data order and learning rate are pure functions of the step, so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tunelab.errors import TrainingError
+from tunelab.progress import say
+from tunelab.runs import MetricsLog
+from tunelab.training import checkpoint
+from tunelab.training.batches import Example, micro_batches, non_padding_tokens, trained_tokens
+from tunelab.training.losses import distill_loss, pass_loss
+from tunelab.training.schedule import learning_rate_at
+
+
+@dataclass
+class LoopSettings:
+    task: str
+    total_steps: int
+    batch_size: int
+    micro_batch_size: int
+    packing: bool
+    token_budget: int
+    learning_rate: float
+    scheduler: str
+    warmup_steps: int
+    weight_decay: float
+    max_grad_norm: float
+    seed: int
+    eval_steps: int
+    logging_steps: int
+    save_steps: int | None
+    save_total_limit: int
+    early_stopping_patience: int | None
+    pad_id: int
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.5
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    best_eval_loss: float | None
+    stopped_early: bool
+    trained_tokens: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def step_examples(examples: list[Example], step: int, batch_size: int, seed: int) -> list[Example]:
+    """The examples of optimizer step `step`: a seeded permutation per epoch, sliced."""
+    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    epoch, index = divmod(step, steps_per_epoch)
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    return [examples[i] for i in order[index * batch_size:(index + 1) * batch_size]]
+
+
+def make_optimizer(model, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, decaying matrices only; fused kernels where torch has them for the device."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    try:
+        return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
+
+
+def batches_for(examples: list[Example], s: LoopSettings, device) -> list[dict]:
+    passes = micro_batches(examples, s.task, packing=s.packing, token_budget=s.token_budget,
+                           micro_batch_size=s.micro_batch_size, pad_id=s.pad_id)
+    return [{k: v.to(device) for k, v in batch.items()} for batch in passes]
+
+
+def evaluation_loss(model, examples: list[Example], s: LoopSettings, class_weights=None) -> float:
+    """Mean loss per trained target over a held-out split."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), s.batch_size):
+            for batch in batches_for(examples[start:start + s.batch_size], s, device):
+                total += float(pass_loss(model, batch, s.task, class_weights))
+                count += trained_tokens(batch)
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_loop(model, train: list[Example], validation: list[Example], s: LoopSettings, *, run_dir: Path,
+               log: MetricsLog, class_weights=None, teacher=None, resume_from: Path | None = None,
+               on_eval=None) -> LoopResult:
+    """Train for s.total_steps optimizer steps; log, validate, checkpoint, stop early, restore best."""
+    device = next(model.parameters()).device
+    optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
+    state = {"best_eval_loss": None, "bad_evals": 0, "trained_tokens": 0}
+    start_step = 0
+    if resume_from:
+        state = checkpoint.load_checkpoint(resume_from, model, optimizer)
+        start_step = state.pop("step")
+        log.truncate_after(start_step)
+        say(f"resumed from {resume_from.name} at step {start_step}")
+    else:
+        torch.manual_seed(s.seed)
+    best_weights, steps_per_epoch, began = None, math.ceil(len(train) / s.batch_size), time.time()
+    model.train()
+    progress = _progress(s.total_steps, start_step)
+    for step in range(start_step, s.total_steps):
+        tick = time.time()
+        passes = batches_for(step_examples(train, step, s.batch_size, s.seed), s, device)
+        step_targets = sum(trained_tokens(b) for b in passes)
+        if step_targets == 0:  # nothing to learn in this step: never feed the optimizer a zero batch
+            say(f"[yellow]warning:[/] step {step + 1} has no trained tokens; skipped")
+            continue
+        lr = learning_rate_at(step, peak=s.learning_rate, total_steps=s.total_steps, warmup_steps=s.warmup_steps, schedule=s.scheduler)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        step_loss = 0.0
+        for batch in passes:
+            loss = (distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha) if teacher is not None
+                    else pass_loss(model, batch, s.task, class_weights))
+            (loss / step_targets).backward()
+            step_loss += float(loss)
+        if not math.isfinite(step_loss):
+            raise TrainingError(f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
+                                "lower the learning rate or check the data for empty or extreme examples")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["trained_tokens"] += step_targets
+        record = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "loss": step_loss / step_targets,
+                  "learning_rate": lr, "grad_norm": grad_norm,
+                  "tokens_per_second": sum(non_padding_tokens(b) for b in passes) / (time.time() - tick)}
+        if (step + 1) % s.eval_steps == 0 or step + 1 == s.total_steps:
+            record["eval_loss"] = evaluation_loss(model, validation, s, class_weights) if validation else None
+            best_weights = _track_best(model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience))
+            if on_eval:
+                on_eval(step + 1, record)
+        if (step + 1) % s.logging_steps == 0 or "eval_loss" in record:
+            log.append(record)
+        progress(step + 1, record)
+        if s.save_steps and (step + 1) % s.save_steps == 0:
+            checkpoint.save_checkpoint(run_dir, step + 1, model, optimizer, state, s.save_total_limit)
+        if s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience:
+            say(f"early stopping at step {step + 1}: no validation improvement in {state['bad_evals']} evaluations")
+            break
+    if best_weights is not None and s.early_stopping_patience:
+        model.load_state_dict(best_weights, strict=False)
+    return LoopResult(step + 1 if s.total_steps > start_step else start_step, state["best_eval_loss"],
+                      bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience),
+                      state["trained_tokens"], time.time() - began)
+
+
+def _track_best(model, eval_loss, state: dict, best_weights, keep_weights: bool):
+    """Remember the best validation loss (and, for early stopping, its trainable weights)."""
+    if eval_loss is None:
+        return best_weights
+    if state["best_eval_loss"] is None or eval_loss < state["best_eval_loss"]:
+        state["best_eval_loss"], state["bad_evals"] = eval_loss, 0
+        return checkpoint.trainable_state(model) if keep_weights else None
+    state["bad_evals"] += 1
+    return best_weights
+
+
+def _progress(total: int, start: int):
+    """A per-step line on stderr with loss, throughput and ETA."""
+    began = time.time()
+
+    def show(step: int, record: dict) -> None:
+        eta = (time.time() - began) / max(step - start, 1) * (total - step)
+        extra = f" eval_loss {record['eval_loss']:.4f}" if record.get("eval_loss") is not None else ""
+        say(f"step {step}/{total} loss {record['loss']:.4f}{extra} lr {record['learning_rate']:.2e} "
+            f"{record['tokens_per_second']:.0f} tok/s ETA {eta:.0f}s")
+    return show
