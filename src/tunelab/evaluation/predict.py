@@ -1,0 +1,111 @@
+"""Turn normalised records into (input, reference) pairs and get a model's outputs for them.
+
+Record shapes: chat {"messages"} (the reference is the last assistant message), seq2seq
+{"source", "target"}, classification {"text", "label"}, language modelling {"text"}.
+"""
+
+from tunelab.errors import DataError
+from tunelab.inference.generate import chat_prompt, generate
+from tunelab.progress import track
+
+FAMILIES = ("classification", "generation", "language-modelling")
+
+
+def family(records: list[dict]) -> str:
+    """Which metrics apply, read from the records' shape."""
+    if not records:
+        raise DataError("the evaluation split is empty", "give the data a test split (or pass --split validation)")
+    first = records[0]
+    if "label" in first:
+        return "classification"
+    if "messages" in first or "source" in first:
+        return "generation"
+    if "text" in first:
+        return "language-modelling"
+    raise DataError(f"cannot evaluate records with keys {sorted(first)}", "prepare the data with `tunelab data prepare`")
+
+
+def source_text(record: dict) -> str:
+    """The human-readable input: the source, the text, or the conversation before the answer."""
+    if "messages" in record:
+        messages = record["messages"]
+        if messages and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        return "\n".join(m["content"] for m in messages if m["role"] != "system") or ""
+    return record.get("source", record.get("text", ""))
+
+
+def reference(record: dict) -> str:
+    if "messages" in record:
+        answers = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        return answers[-1] if answers else ""
+    return str(record.get("target", record.get("label", "")))
+
+
+def model_prompt(record: dict, tokenizer) -> str:
+    if "messages" in record:
+        return chat_prompt(tokenizer, record["messages"])
+    return record["source"]
+
+
+def generate_outputs(loaded, records: list[dict], *, max_new_tokens: int, batch_size: int, description: str,
+                     temperature: float = 0.0, top_p: float = 1.0, stop: list[str] | None = None) -> list[str]:
+    prompts = [model_prompt(r, loaded.tokenizer) for r in records]
+    return generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                    top_p=top_p, stop=stop, batch_size=batch_size, description=description,
+                    encoder_decoder=loaded.encoder_decoder)
+
+
+def label_names(model) -> dict[int, str]:
+    id2label = getattr(model.config, "id2label", None) or {}
+    return {int(k): str(v) for k, v in id2label.items()}
+
+
+def classify(loaded, texts: list[str], batch_size: int = 32, description: str | None = None,
+             max_length: int = 512) -> list[str]:
+    """Predicted label names: the classifier head's argmax, in batches, mapped through id2label."""
+    import torch
+
+    names = label_names(loaded.model)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    tokenizer.padding_side = "right"
+    starts = range(0, len(texts), batch_size)
+    predictions: list[str] = []
+    model.eval()
+    for start in (track(starts, description) if description else starts):
+        encoded = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                            max_length=max_length).to(model.device)
+        with torch.no_grad():
+            logits = model(**encoded).logits
+        predictions += [names.get(int(i), str(int(i))) for i in logits.argmax(-1).tolist()]
+    return predictions
+
+
+def language_model_stats(model, tokenizer, records: list[dict], task: str, batch_size: int = 8, max_length: int = 1024,
+                         description: str | None = None) -> tuple[list[float], list[int], list[int]]:
+    """Per record: summed next-token NLL over the tokens training puts loss on, their count, and how many the
+    model's argmax predicts. Encoding and masking come from training, so the ratio is training's eval loss."""
+    import torch
+
+    from tunelab.training.batches import IGNORE, collate_padded, encode_record
+
+    lm_task = "seq2seq" if task == "seq2seq" else "causal-lm"
+    examples = [encode_record(r, tokenizer, lm_task, max_length=max_length) for r in records]
+    nll, counts, correct = [], [], []
+    starts = range(0, len(examples), batch_size)
+    model.eval()
+    for start in (track(starts, description) if description else starts):
+        batch = collate_padded(examples[start:start + batch_size], tokenizer.pad_token_id, lm_task)
+        targets = batch.pop("targets").to(model.device)
+        inputs = {k: v.to(model.device) for k, v in batch.items()}
+        if lm_task == "seq2seq":
+            inputs["labels"] = targets
+        with torch.no_grad():
+            logits = model(**inputs).logits.float()
+        mask = targets != IGNORE
+        safe = targets.masked_fill(~mask, 0)
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), safe, reduction="none")
+        nll += (losses * mask).sum(1).tolist()
+        counts += mask.sum(1).tolist()
+        correct += ((logits.argmax(-1) == safe) & mask).sum(1).tolist()
+    return nll, counts, correct

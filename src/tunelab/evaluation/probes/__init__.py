@@ -1,0 +1,1 @@
+"""Probes beyond the test metrics: bias (counterfactual pairs), hallucination, forgetting."""
