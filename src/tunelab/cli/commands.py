@@ -14,4 +14,5 @@ def register(app: typer.Typer) -> None:
 
 SUBCOMMANDS = [
     ("models", "models", "List bundled and cached models; recommend a base model."),
+    ("data", "data", "Prepare, validate, inspect and compare datasets."),
 ]

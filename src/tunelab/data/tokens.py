@@ -1,0 +1,57 @@
+"""Token counts for length filters and token_stats, with the named model's tokenizer.
+
+When no tokenizer can be had (no model package yet, or a test that wants speed) counts fall back
+to whitespace words, and the manifest says so; `load_counter` is the one place that decides.
+"""
+
+from dataclasses import dataclass
+
+MESSAGE_OVERHEAD = 4  # role markers a chat template adds per message, roughly, in most templates
+
+
+@dataclass
+class TokenCounter:
+    """Counts and truncates with `tokenizer` (an HF tokenizer) or, when None, whitespace words."""
+
+    name: str
+    tokenizer: object = None
+
+    def count(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        if self.tokenizer is None:
+            return [len(text.split()) for text in texts]
+        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def truncate(self, text: str, keep: int) -> str:
+        """The first `keep` tokens of text."""
+        if self.tokenizer is None:
+            return " ".join(text.split()[:keep])
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:keep]
+        return self.tokenizer.decode(ids)
+
+
+def load_counter(model: str | None, tokenizer=None) -> TokenCounter:
+    """A counter for a given tokenizer, else the named model's, else the bundled default's."""
+    if tokenizer is not None:
+        return TokenCounter(getattr(tokenizer, "name_or_path", "") or "tokenizer", tokenizer)
+    if model == "whitespace":
+        return TokenCounter("whitespace")
+    try:
+        from tunelab.models.loading import load_tokenizer
+    except ImportError:
+        return TokenCounter("whitespace")
+    name = model or "smollm2-135m-instruct"
+    return TokenCounter(name, load_tokenizer(name))
+
+
+def record_tokens(counter: TokenCounter, records: list[list[str]]) -> list[int]:
+    """Tokens per record (its text fields, plus chat overhead per field when several)."""
+    flat = [text for texts in records for text in texts]
+    counts = iter(counter.count(flat))
+    totals = []
+    for texts in records:
+        total = sum(next(counts) for _ in texts)
+        totals.append(total + (MESSAGE_OVERHEAD * len(texts) if len(texts) > 1 else 0))
+    return totals
