@@ -1,0 +1,183 @@
+"""`tunelab cost estimate`: tokens, memory per device with a verdict per GPU, time and money.
+
+Plain functions over flat arguments; the CLI and the training job (which stores the estimate
+next to the measured figures) call `estimate()` alike.
+"""
+
+from dataclasses import dataclass, replace
+
+from tunelab.cost import prices as price_data
+from tunelab.cost.compute import calibrated_throughput, default_throughput, training_flops
+from tunelab.cost.memory import GB, TrainSetup, estimate_memory
+from tunelab.cost.tokens import TokenCount, assumed_count, count_tokens, openai_count
+from tunelab.errors import ConfigError
+from tunelab.models.catalogue import ModelSpec, lookup
+
+METHODS = ("full", "lora", "qlora", "prompt-tuning", "prefix-tuning", "adapter", "ia3", "distill")
+FITS, FITS_CHECKPOINTED, NO_FIT = "fits", "fits with gradient checkpointing", "does not fit"
+CPU_USABLE = 0.9  # share of host RAM a training process may use
+
+
+@dataclass(frozen=True)
+class Verdict:
+    gpu: str
+    verdict: str
+    memory_gb: float  # as configured
+    checkpointed_memory_gb: float
+    fix: str
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict != NO_FIT
+
+    def as_dict(self) -> dict:
+        return {"gpu": self.gpu, "verdict": self.verdict, "fits": self.fits, "memory_gb": self.memory_gb,
+                "checkpointed_memory_gb": self.checkpointed_memory_gb, "fix": self.fix}
+
+
+def capacity_bytes(gpu: price_data.Gpu) -> float:
+    return gpu.memory_gb * GB * (CPU_USABLE if gpu.is_cpu else 1.0)
+
+
+def setup_for(gpu: price_data.Gpu, setup: TrainSetup) -> TrainSetup:
+    """The setup as it runs on this device: fp32 on CPU, bf16 (fp16 on GPUs without bf16) elsewhere."""
+    return replace(setup, compute_bytes=4 if gpu.is_cpu else 2, on_gpu=not gpu.is_cpu)
+
+
+def memory_verdict(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gpus: list) -> Verdict:
+    setup = setup_for(gpu, setup)
+    if setup.method == "qlora" and gpu.is_cpu:
+        return Verdict(gpu.name, NO_FIT, 0.0, 0.0, "QLoRA needs a CUDA GPU (bitsandbytes); use lora on CPU")
+    configured = estimate_memory(spec, setup).total
+    checkpointed = estimate_memory(spec, replace(setup, gradient_checkpointing=True)).total
+    capacity = capacity_bytes(gpu)
+    if configured <= capacity:
+        verdict, fix = FITS, ""
+    elif checkpointed <= capacity:
+        verdict, fix = FITS_CHECKPOINTED, "enable train.gradient_checkpointing (about 30% slower)"
+    else:
+        verdict, fix = NO_FIT, cheapest_fix(spec, replace(setup, gradient_checkpointing=True), gpu, all_gpus)
+    return Verdict(gpu.name, verdict, round(configured / GB, 2), round(checkpointed / GB, 2), fix)
+
+
+def cheapest_fix(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gpus: list) -> str:
+    """The first change, cheapest first, that makes the run fit: smaller micro-batch, lighter method, more GPUs, bigger GPU."""
+    capacity = capacity_bytes(gpu)
+
+    def fits(candidate: TrainSetup) -> bool:
+        return estimate_memory(spec, candidate).total <= capacity
+
+    micro = setup.micro_batch // 2
+    while micro >= 1:
+        if fits(replace(setup, micro_batch=micro)):
+            return f"gradient checkpointing with micro-batch {micro} and gradient accumulation"
+        micro //= 2
+    lighter = {"full": ["lora", "qlora"], "distill": ["lora", "qlora"], "lora": ["qlora"]}.get(setup.method, [])
+    for method in lighter:
+        if (method != "qlora" or not gpu.is_cpu) and fits(replace(setup, method=method, micro_batch=1)):
+            return f"method {method} (with gradient checkpointing, micro-batch 1)"
+    if not gpu.is_cpu:
+        for count in (2, 4, 8):
+            if fits(replace(setup, gpus=count, micro_batch=1)):
+                return f"shard over {count} x {gpu.name} with FSDP/ZeRO-3 (gradient checkpointing, micro-batch 1)"
+    for other in sorted((g for g in all_gpus if not g.is_cpu), key=lambda g: g.memory_gb):
+        if other.memory_gb > gpu.memory_gb and estimate_memory(spec, setup_for(other, setup)).total <= capacity_bytes(other):
+            return f"a GPU with more memory: {other.name} ({other.memory_gb:g} GB)"
+    return "no single change found: shard over more than 8 GPUs or pick a smaller model"
+
+
+def detect_device(prices: dict) -> price_data.Gpu:
+    """The catalogued GPU matching this machine's CUDA device, else the CPU entry."""
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0).upper().replace(" ", "")
+        memory = torch.cuda.get_device_properties(0).total_memory / 2**30
+        for gpu in price_data.all_gpus(prices):
+            if not gpu.is_cpu and gpu.name.split("-")[0] in name and abs(gpu.memory_gb - memory) < 12:
+                return gpu
+    return price_data.find_gpu("cpu", prices)
+
+
+def count_train_tokens(data, spec: ModelSpec, openai: dict | None) -> TokenCount:
+    if data is None:
+        return assumed_count()
+    return openai_count(data, openai) if openai else count_tokens(data, spec)
+
+
+def estimate(model: str | None = None, method: str = "lora", data=None, epochs: float = 3, micro_batch: int | None = None,
+             seq_len: int | None = None, gradient_checkpointing: bool = False, gpu: str | None = None, gpus: int = 1,
+             calibrate: bool = False, prices_file=None, lora_r: int = 16, lora_dropout: float = 0.05,
+             virtual_tokens: int = 20, tokens_per_batch: int = 4096, max_length: int = 1024) -> dict:
+    """One estimate: tokens, per-device memory with verdicts, FLOPs, hours and dollars (ranges)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method '{method}'", "use one of: " + ", ".join(METHODS))
+    if gpus < 1:
+        raise ConfigError(f"--gpus must be at least 1 (got {gpus})", "pass --gpus 1 or more")
+    prices = price_data.load_prices(prices_file)
+    openai = price_data.openai_model(model, prices)
+    if openai:
+        return _openai_estimate(openai, prices, count_train_tokens(data, None, prices["openai"]), epochs)
+    spec = lookup(model)
+    count = count_train_tokens(data, spec, None)
+    chosen = price_data.find_gpu(gpu, prices) if gpu else detect_device(prices)
+    length = seq_len or min(max_length, spec.context, _round_up(count.max_tokens))
+    rows = micro_batch or max(1, tokens_per_batch // length)
+    setup = TrainSetup(method=method, micro_batch=rows, seq_len=length, gradient_checkpointing=gradient_checkpointing,
+                       gpus=gpus, lora_r=lora_r, lora_dropout=lora_dropout, virtual_tokens=virtual_tokens)
+    catalogued = price_data.all_gpus(prices)
+    verdicts = [memory_verdict(spec, setup, g, catalogued) for g in catalogued]
+    mine = memory_verdict(spec, setup, chosen, catalogued)
+    checkpointed = gradient_checkpointing or mine.verdict == FITS_CHECKPOINTED
+    memory = estimate_memory(spec, setup_for(chosen, replace(setup, gradient_checkpointing=checkpointed)))
+    train_tokens = round(count.tokens * epochs)
+    flops = training_flops(spec, method, train_tokens, length, checkpointed)
+    throughput, calibration = _throughput(spec, setup, chosen, calibrate)
+    hours_low, hours_high = throughput.hours(flops, gpus)
+    assumptions = [count.note, f"micro-batch {rows} x {length} tokens; {'FSDP/ZeRO-3 over ' + str(gpus) + ' GPUs; ' if gpus > 1 else ''}"
+                   f"{'fp32 on CPU' if chosen.is_cpu else 'bf16 mixed precision, AdamW with fp32 states'}",
+                   f"time: {throughput.source}", f"prices: {chosen.source} ({chosen.as_of})"]
+    return {
+        "model": spec.name, "params": int(spec.params), "method": method, "gpu": chosen.name, "gpus": gpus,
+        "examples": count.examples, "tokens_per_epoch": count.tokens, "epochs": epochs, "train_tokens": train_tokens,
+        "token_count": count.method, "micro_batch": rows, "seq_len": length, "gradient_checkpointing": checkpointed,
+        "trainable_params": int(memory.trainable_params), "per_device_memory_gb": round(memory.total / GB, 2),
+        "memory_breakdown_gb": memory.as_gb(), "fits": mine.fits, "verdict": mine.verdict, "fix": mine.fix,
+        "verdicts": [v.as_dict() for v in verdicts], "flops": flops, "calibration": calibration,
+        "hours": {"low": round(hours_low, 4), "high": round(hours_high, 4)},
+        "gpu_hours": {"low": round(hours_low * gpus, 4), "high": round(hours_high * gpus, 4)},
+        "cost_usd": {"low": round(hours_low * gpus * chosen.price_low, 2), "high": round(hours_high * gpus * chosen.price_high, 2)},
+        "assumptions": assumptions,
+    }
+
+
+def _round_up(tokens: int) -> int:
+    """Sequence length the batches are padded to: the longest example, rounded up to a multiple of 64."""
+    return max(64, -(-tokens // 64) * 64)
+
+
+def _throughput(spec: ModelSpec, setup: TrainSetup, chosen: price_data.Gpu, calibrate: bool):
+    if not calibrate:
+        return default_throughput(chosen.peak_tflops, chosen.mfu_low, chosen.mfu_high, setup.method, chosen.name), None
+    from tunelab.cost.calibrate import calibrate as run_calibration
+
+    measured = run_calibration(spec, setup.method, setup.micro_batch, setup.seq_len, setup.lora_r)
+    if (measured["device"] == "cpu") != chosen.is_cpu:
+        raise ConfigError(f"--calibrate measures this machine ({measured['device']}), not {chosen.name}",
+                          "drop --gpu (or pass --gpu cpu) when calibrating here; run --calibrate on the GPU machine for GPU figures")
+    return calibrated_throughput(measured["flops_per_second"]), measured
+
+
+def _openai_estimate(openai: dict, prices: dict, count: TokenCount, epochs: float | None) -> dict:
+    epochs = epochs or prices["openai"]["default_epochs"]
+    train_tokens = round(count.tokens * epochs)
+    cost = round(train_tokens / 1e6 * openai["training"], 2)
+    return {
+        "model": openai["name"], "backend": "openai", "method": "openai-fine-tuning", "examples": count.examples,
+        "tokens_per_epoch": count.tokens, "epochs": epochs, "train_tokens": train_tokens, "token_count": count.method,
+        "per_device_memory_gb": 0.0, "fits": True, "verdict": "runs on OpenAI (no local hardware)", "fix": "",
+        "gpu_hours": {"low": 0.0, "high": 0.0}, "cost_usd": {"low": cost, "high": cost},
+        "price_per_1m_training_tokens": openai["training"],
+        "inference_per_1m": {"input": openai["input"], "output": openai["output"]},
+        "assumptions": [count.note, f"prices: {prices['openai']['source']} ({prices['openai']['as_of']})"],
+    }
