@@ -191,5 +191,5 @@ def language_model_metrics(nll_sums, token_counts, correct_counts) -> list[Metri
             Metric("token_accuracy", stats, lambda t: t[2] / t[1] if t[1] else 0.0)]
 
 
-# Metric names a user may pick with --metrics, grouped by the task family that computes them.
 LOWER_IS_BETTER = {"eval_loss", "perplexity"}
+UNBOUNDED = {"bleu", "chrf", "eval_loss", "perplexity"}  # not on a 0-1 scale
