@@ -28,6 +28,7 @@ def evaluate_run(tuned, base, records: list[dict], task: str, config, split: str
               "primary_metric": primary_metric(kind, records, list(metrics["tuned"])),
               "lower_is_better": sorted(LOWER_IS_BETTER & set(metrics["tuned"])),
               "bootstrap_samples": config.bootstrap_samples, "confidence": 0.95,
+              "normalisation": list(config.normalisation),
               "base": None, "tuned": None, "intervals": {}, "difference": {}}
     for name, named in metrics.items():
         result[name] = {m: metric.value() for m, metric in named.items()}
