@@ -66,8 +66,6 @@ def merged_model(model):
 def cast(model, dtype: str | None):
     if dtype is None:
         return model
-    if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype}", f"use one of {', '.join(DTYPES)}")
     import torch
 
     model = model.to(getattr(torch, DTYPES[dtype]))
@@ -81,6 +79,8 @@ def export(target: str, out: Path, *, merge: bool = False, dtype: str | None = N
     from tunelab.inference.engine import load_target
 
     out = Path(out)
+    if dtype is not None and dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype}", f"use one of {', '.join(DTYPES)}")
     if fmt == "hf" and quantize:
         raise ModelError("--quantize applies to --format gguf only", "drop --quantize, or add --format gguf")
     with status(f"Loading {target}"):
