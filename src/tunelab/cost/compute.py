@@ -49,3 +49,15 @@ def default_throughput(peak_tflops: float, mfu_low: float, mfu_high: float, meth
 def calibrated_throughput(achieved_flops: float, spread: float = 0.15) -> Throughput:
     """A measured FLOP/s, widened by the step-to-step spread seen in such runs."""
     return Throughput(achieved_flops * (1 - spread), achieved_flops * (1 + spread), "calibrated on this machine")
+
+
+BANDWIDTH_EFFICIENCY = 0.6  # share of peak memory bandwidth a decode step reaches
+
+
+def inference_tokens_per_second(params: float, weight_bytes_per_param: float, bandwidth_gbs: float, peak_tflops: float,
+                                batch: int = 1, mfu: float = 0.3) -> float:
+    """Decode throughput: each step streams the weights once (bandwidth-bound) for `batch` sequences,
+    capped by compute (2 FLOPs per parameter per token)."""
+    memory_bound = bandwidth_gbs * 1e9 * BANDWIDTH_EFFICIENCY / (params * weight_bytes_per_param) * batch
+    compute_bound = peak_tflops * 1e12 * mfu / (2 * params)
+    return min(memory_bound, compute_bound)

@@ -75,7 +75,7 @@ def find_gpu(name: str | None, prices: dict) -> Gpu:
     """A GPU by catalogue name or alias (case-insensitive); ConfigError listing the valid names."""
     wanted = (name or "cpu").lower()
     for gpu_name, entry in prices["gpus"].items():
-        if wanted == gpu_name.lower() or wanted in [a.lower() for a in entry.get("aliases", [])]:
+        if wanted == gpu_name.lower() or wanted in [str(a).lower() for a in entry.get("aliases", [])]:
             return _gpu(gpu_name, entry)
     raise ConfigError(f"unknown GPU '{name}'", "use one of: " + ", ".join(gpu_names(prices)) + " (case-insensitive)")
 

@@ -1,0 +1,130 @@
+"""`tunelab cost estimate|tco`: tables for people on stderr, one JSON object on stdout with --json."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Estimate tokens, memory, time and money; compare total cost of ownership.")
+
+
+def _settings(config_file, model, method, data, epochs, batch_size, seq_len, checkpointing) -> dict:
+    """Flat estimate arguments: defaults < YAML config < flags."""
+    from tunelab.config import load_config
+
+    config = load_config(config_file, {"model.name": model, "method": method, "train.epochs": epochs,
+                                       "train.micro_batch_size": batch_size, "model.max_length": seq_len})
+    paths = [Path(p) for p in config.data.path]
+    return {"model": config.model.name, "method": config.method or "lora",
+            "data": data or next((p for p in paths if p.is_dir() or p.suffix == ".jsonl"), None),
+            "epochs": config.train.epochs, "micro_batch": config.train.micro_batch_size, "seq_len": seq_len,
+            "gradient_checkpointing": checkpointing or config.train.gradient_checkpointing,
+            "lora_r": config.lora.r, "lora_dropout": config.lora.dropout, "virtual_tokens": config.prompt.num_virtual_tokens,
+            "tokens_per_batch": config.train.tokens_per_batch, "max_length": config.model.max_length}
+
+
+@app.command("estimate")
+def estimate_command(
+    config_file: Optional[Path] = typer.Argument(None, help="YAML run config (model, method, data, train settings)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Catalogued hub id, bundled name, model folder or OpenAI model."),
+    method: Optional[str] = typer.Option(None, "--method", help="full, lora, qlora, prompt-tuning, prefix-tuning, adapter, ia3, distill."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Prepared data folder (train.jsonl); default: 1,000 x 512 tokens assumed."),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per forward pass (micro-batch)."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per example row; default: the longest example."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Assume activations are recomputed."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU name (H100-80GB, A100-80GB, A100-40GB, L4, A10G, T4, RTX4090, CPU); default: this machine."),
+    gpus: int = typer.Option(1, "--gpus", help="Number of GPUs (states sharded with FSDP/ZeRO-3)."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Time a few training steps of the model's shape here to measure FLOP/s."),
+    prices: Optional[Path] = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Tokens, memory per device with a verdict per GPU, GPU-hours and cost of a fine-tuning run."""
+    from tunelab.cost.estimate import estimate
+
+    settings = _settings(config_file, model, method, data, epochs, batch_size, seq_len, gradient_checkpointing)
+    result = estimate(gpu=gpu, gpus=gpus, calibrate=calibrate, prices_file=prices, **settings)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        show_estimate(result)
+
+
+def show_estimate(result: dict) -> None:
+    from rich.table import Table
+
+    from tunelab.progress import console
+
+    console.print(f"[bold]{result['model']}[/] · {result['method']} · {result.get('gpu', 'OpenAI')}"
+                  f"{' x ' + str(result['gpus']) if result.get('gpus', 1) > 1 else ''}")
+    console.print(f"train tokens: {result['train_tokens']:,} ({result['examples']:,} examples x {result['epochs']:g} epochs, "
+                  f"{result['token_count']})")
+    console.print(f"memory per device: {result['per_device_memory_gb']} GB -> [bold]{result['verdict']}[/]"
+                  + (f"; fix: {result['fix']}" if result["fix"] else ""))
+    hours = result["gpu_hours"]
+    console.print(f"GPU-hours: {hours['low']:.3g}-{hours['high']:.3g}; cost: ${result['cost_usd']['low']:,.2f}-${result['cost_usd']['high']:,.2f}")
+    if result.get("verdicts"):
+        table = Table(title="Memory verdict per GPU")
+        for column in ("GPU", "memory GB", "with checkpointing", "verdict", "cheapest change"):
+            table.add_column(column)
+        for v in result["verdicts"]:
+            table.add_row(v["gpu"], f"{v['memory_gb']:g}", f"{v['checkpointed_memory_gb']:g}", v["verdict"], v["fix"])
+        console.print(table)
+    for line in result["assumptions"]:
+        console.print(f"[dim]- {line}[/]")
+
+
+@app.command("tco")
+def tco_command(
+    requests_per_day: float = typer.Option(..., "--requests-per-day", help="Requests served per day."),
+    tokens_per_request: float = typer.Option(..., "--tokens-per-request", help="Input + output tokens per request."),
+    months: int = typer.Option(..., "--months", help="Horizon in months."),
+    output_share: float = typer.Option(0.25, "--output-share", help="Share of each request's tokens that are output."),
+    openai_model: str = typer.Option("gpt-4.1-mini", "--openai-model", help="OpenAI model for option (a)."),
+    model: str = typer.Option("meta-llama/Meta-Llama-3-8B", "--model", help="Open model for option (b)."),
+    small_model: str = typer.Option("Qwen/Qwen2.5-1.5B-Instruct", "--small-model", help="Smaller model for option (c)."),
+    method: str = typer.Option("lora", "--method", help="Fine-tuning method for the open models."),
+    train_tokens: Optional[float] = typer.Option(None, "--train-tokens", help="Training tokens (all epochs); default 1.5M."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Maintenance rate, USD per hour."),
+    maintenance_hours: Optional[float] = typer.Option(None, "--maintenance-hours", help="Maintenance hours per month."),
+    plot: Optional[Path] = typer.Option(Path("tco.png"), "--plot", help="Where to write the cumulative-cost plot."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
+    prices: Optional[Path] = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Compare the OpenAI API, a self-hosted open model and a smaller model over M months."""
+    from tunelab.cost.tco import plot_cumulative, tco
+
+    result = tco(requests_per_day, tokens_per_request, months, output_share, openai_model, model, method, small_model,
+                 train_tokens, rate, maintenance_hours, prices)
+    if plot and not no_plot:
+        plot_cumulative(result, plot)
+        result["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        show_tco(result)
+
+
+def show_tco(result: dict) -> None:
+    from rich.table import Table
+
+    from tunelab.progress import console
+
+    months = result["months"]
+    table = Table(title=f"Total cost of ownership over {months} months ({result['requests_per_day']:g} requests/day x "
+                        f"{result['tokens_per_request']:g} tokens)")
+    for column in ("option", "upfront $", "monthly $", f"{months}-month total $", "break-even vs API", "how"):
+        table.add_column(column)
+    for option in result["options"]:
+        month = option["break_even_month_vs_api"]
+        table.add_row(option["name"], f"{option['upfront']:,.2f}", f"{option['monthly']:,.2f}",
+                      f"{option[f'total_{months}_months']:,.2f}", "-" if month is None and option is result["options"][0]
+                      else ("never" if month is None else f"month {month}"), option["detail"])
+    console.print(table)
+    console.print(f"cheapest over {months} months: [bold]{result['cheapest']}[/]")
+    if result.get("plot"):
+        console.print(f"plot: {result['plot']}")
+    for line in result["assumptions"]:
+        console.print(f"[dim]- {line}[/]")
