@@ -6,6 +6,7 @@ in memory (tokens, label, MinHash signature), so that memory stays flat in the i
 
 import hashlib
 import json
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,14 +37,23 @@ class Collected:
     cleaning: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
-    tokens: list[int] = field(default_factory=list)
+    tokens: array = field(default_factory=lambda: array("q"))
     labels: list[str] = field(default_factory=list)
-    places: list[tuple[int, int]] = field(default_factory=list)  # (file index, line) per spooled record
-    signatures: list[np.ndarray] = field(default_factory=list)
+    place_file: array = field(default_factory=lambda: array("i"))  # file index per spooled record
+    place_line: array = field(default_factory=lambda: array("q"))  # line per spooled record
 
     @property
     def spooled(self) -> int:
         return len(self.tokens)
+
+    @property
+    def signature_path(self) -> Path:
+        return self.spool.with_suffix(".sig")
+
+    def signatures(self) -> np.ndarray:
+        """All MinHash signatures, read back from their spool file (one copy in memory)."""
+        sigs = np.fromfile(self.signature_path, dtype=np.uint32) if self.signature_path.exists() else np.zeros(0, np.uint32)
+        return sigs.reshape(-1, dedup.NUM_PERM)
 
 
 class Collector:
@@ -55,6 +65,8 @@ class Collector:
         self.seen: dict[bytes, int] = {}
         self.batch: list[Checked] = []
         self.spool = open(spool, "w", encoding="utf-8")
+        self.signature_file = open(self.result.signature_path, "wb")
+        self.label_names: dict[str, str] = {}  # one string object per label, not per record
 
     def add_file(self, path: Path) -> None:
         report = FileReport(str(path))
@@ -72,6 +84,7 @@ class Collector:
     def finish(self) -> Collected:
         self.flush()
         self.spool.close()
+        self.signature_file.close()
         return self.result
 
     def reject(self, source: str, line: int, category: str, message: str, **extra) -> None:
@@ -130,24 +143,22 @@ class Collector:
                 continue
             self.seen[digest] = self.result.spooled + len(unique)
             unique.append((item, tokens))
-            self.result.places.append((self._file_index(item.source), item.line))
+            self.result.place_file.append(len(self.result.files) - 1)  # records arrive file by file
+            self.result.place_line.append(item.line)
         return unique
-
-    def _file_index(self, source: str) -> int:
-        return len(self.result.files) - 1  # records arrive file by file
 
     def place(self, index: int) -> str:
         """'file:line' of a spooled record."""
-        file_index, line = self.result.places[index]
-        return f"{self.result.files[file_index].path}:{line}"
+        return f"{self.result.files[self.result.place_file[index]].path}:{self.result.place_line[index]}"
 
     def _spool(self, items: list[Checked], tokens: list[int]) -> None:
         for item in items:
             self.spool.write(json.dumps(item.record, ensure_ascii=False, sort_keys=True) + "\n")
             if "label" in item.record:
-                self.result.labels.append(item.record["label"])
+                label = item.record["label"]
+                self.result.labels.append(self.label_names.setdefault(label, label))
         self.result.tokens.extend(tokens)
-        self.result.signatures.append(dedup.signatures(["\n".join(record_texts(item.record)) for item in items]))
+        dedup.signatures(["\n".join(record_texts(item.record)) for item in items]).tofile(self.signature_file)
 
 
 def canonical(record: dict) -> bytes:

@@ -44,11 +44,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+_POWERS: list[np.ndarray] = []
+
+
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(over="ignore"):
-        forward = np.cumprod(np.full(n, _P, dtype=np.uint64))
-        inverse = np.cumprod(np.full(n, _P_INV, dtype=np.uint64))
-    return np.concatenate(([np.uint64(1)], forward[:-1])), np.concatenate(([np.uint64(1)], inverse[:-1]))
+    """P^j and P^-j mod 2^64 for j < n, computed once and grown by doubling."""
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, 2 * len(_POWERS[0]) if _POWERS else 1 << 20)
+        with np.errstate(over="ignore"):
+            forward = np.cumprod(np.full(size, _P, dtype=np.uint64))
+            inverse = np.cumprod(np.full(size, _P_INV, dtype=np.uint64))
+        _POWERS[:] = [np.concatenate(([np.uint64(1)], forward[:-1])), np.concatenate(([np.uint64(1)], inverse[:-1]))]
+    return _POWERS[0][:n], _POWERS[1][:n]
 
 
 def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +128,8 @@ def candidate_pairs(sigs: np.ndarray, usable: np.ndarray) -> np.ndarray:
     if len(index) < 2:
         return np.empty((0, 2), dtype=np.int64)
     found = []
-    wide = np.ascontiguousarray(sigs[index]).view(np.uint64)  # 64 uint64 per row: 2 per band
+    rows = sigs if len(index) == len(sigs) else sigs[index]
+    wide = np.ascontiguousarray(rows).view(np.uint64)  # 64 uint64 per row: 2 per band
     with np.errstate(over="ignore"):
         for band in range(BANDS):
             keys = _mix(wide[:, 2 * band] * _COMBINE + wide[:, 2 * band + 1])

@@ -83,6 +83,7 @@ def prepare_dataset(inputs: list[Path], out_dir: Path, config: DataConfig, token
         sizes, augmented = _write_splits(out_dir, spool, kept, split_of, config)
     finally:
         spool.unlink(missing_ok=True)
+        spool.with_suffix(".sig").unlink(missing_ok=True)
     manifest = _manifest(out_dir, collected, kept, split_of, pairs, sizes, augmented, config, counter.name, task, schema)
     write_json(out_dir / "manifest.json", manifest)
     return manifest
@@ -90,13 +91,11 @@ def prepare_dataset(inputs: list[Path], out_dir: Path, config: DataConfig, token
 
 def _near_duplicates(collected: Collected, collector: Collector, config: DataConfig):
     """(kept mask, representative per spooled record, verified similar pairs); near copies go to rejects."""
-    sigs = np.concatenate(collected.signatures) if collected.signatures else np.zeros((0, dedup.NUM_PERM), np.uint32)
-    collected.signatures = []
-    representative, pairs = dedup.near_duplicate_clusters(sigs, config.near_dup_threshold)
+    representative, pairs = dedup.near_duplicate_clusters(collected.signatures(), config.near_dup_threshold)
     kept = representative == np.arange(len(representative))
     for index in np.flatnonzero(~kept).tolist():
-        file_index, line = collected.places[index]
-        collector.reject(collected.files[file_index].path, line, "duplicate_near",
+        source, line = collected.files[collected.place_file[index]].path, collected.place_line[index]
+        collector.reject(source, line, "duplicate_near",
                          f"near duplicate (Jaccard >= {config.near_dup_threshold}) of an earlier record",
                          duplicate_of=collector.place(int(representative[index])))
     return kept, representative, pairs

@@ -232,7 +232,10 @@ def _read_parquet(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
         parquet = pq.ParquetFile(path)
     except (pyarrow.ArrowException, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:160]})", "re-export it, or convert it to JSONL") from None
-    yield from _table_rows(str(path), (batch.to_pylist() for batch in parquet.iter_batches(batch_size=4096)))
+    try:
+        yield from _table_rows(str(path), (batch.to_pylist() for batch in parquet.iter_batches(batch_size=4096)))
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: Parquet file is damaged ({str(exc)[:160]})", "re-export it, or convert it to JSONL") from None
 
 
 def _read_hf_dataset(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
