@@ -21,7 +21,8 @@ def _settings(config_file, model, method, data, epochs, batch_size, seq_len, che
             "epochs": config.train.epochs, "micro_batch": config.train.micro_batch_size, "seq_len": seq_len,
             "gradient_checkpointing": checkpointing or config.train.gradient_checkpointing,
             "lora_r": config.lora.r, "lora_dropout": config.lora.dropout, "virtual_tokens": config.prompt.num_virtual_tokens,
-            "tokens_per_batch": config.train.tokens_per_batch, "max_length": config.model.max_length}
+            "tokens_per_batch": config.train.tokens_per_batch, "max_length": config.model.max_length,
+            "batch_size": config.train.batch_size, "packing": config.train.packing}
 
 
 @app.command("estimate")

@@ -99,16 +99,17 @@ def detect_device(prices: dict) -> price_data.Gpu:
     return price_data.find_gpu("cpu", prices)
 
 
-def count_train_tokens(data, spec: ModelSpec, openai: dict | None) -> TokenCount:
+def count_train_tokens(data, spec: ModelSpec, openai: dict | None, max_length: int = 1024) -> TokenCount:
     if data is None:
         return assumed_count()
-    return openai_count(data, openai) if openai else count_tokens(data, spec)
+    return openai_count(data, openai) if openai else count_tokens(data, spec, max_length)
 
 
 def estimate(model: str | None = None, method: str = "lora", data=None, epochs: float = 3, micro_batch: int | None = None,
              seq_len: int | None = None, gradient_checkpointing: bool = False, gpu: str | None = None, gpus: int = 1,
              calibrate: bool = False, prices_file=None, lora_r: int = 16, lora_dropout: float = 0.05,
-             virtual_tokens: int = 20, tokens_per_batch: int = 4096, max_length: int = 1024) -> dict:
+             virtual_tokens: int = 20, tokens_per_batch: int = 4096, max_length: int = 1024, batch_size: int = 8,
+             packing: bool = True) -> dict:
     """One estimate: tokens, per-device memory with verdicts, FLOPs, hours and dollars (ranges)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}'", "use one of: " + ", ".join(METHODS))
@@ -119,10 +120,9 @@ def estimate(model: str | None = None, method: str = "lora", data=None, epochs: 
     if openai:
         return _openai_estimate(openai, prices, count_train_tokens(data, None, prices["openai"]), epochs)
     spec = lookup(model)
-    count = count_train_tokens(data, spec, None)
+    count = count_train_tokens(data, spec, None, max_length)
     chosen = price_data.find_gpu(gpu, prices) if gpu else detect_device(prices)
-    length = seq_len or min(max_length, spec.context, _round_up(count.max_tokens))
-    rows = micro_batch or max(1, tokens_per_batch // length)
+    rows, length = forward_shape(count, spec, micro_batch, seq_len, batch_size, packing, tokens_per_batch, max_length)
     setup = TrainSetup(method=method, micro_batch=rows, seq_len=length, gradient_checkpointing=gradient_checkpointing,
                        gpus=gpus, lora_r=lora_r, lora_dropout=lora_dropout, virtual_tokens=virtual_tokens)
     catalogued = price_data.all_gpus(prices)
@@ -151,9 +151,16 @@ def estimate(model: str | None = None, method: str = "lora", data=None, epochs: 
     }
 
 
-def _round_up(tokens: int) -> int:
-    """Sequence length the batches are padded to: the longest example, rounded up to a multiple of 64."""
-    return max(64, -(-tokens // 64) * 64)
+def forward_shape(count: TokenCount, spec: ModelSpec, micro_batch: int | None, seq_len: int | None, batch_size: int,
+                  packing: bool, tokens_per_batch: int, max_length: int) -> tuple[int, int]:
+    """(rows, tokens per row) of one forward pass, as the trainer forms it: packed causal-LM steps put
+    the step's examples (up to tokens_per_batch) in one padding-free pass; otherwise rows are padded
+    to the longest example. Explicit --batch-size/--seq-len win."""
+    cap = min(max_length, spec.context)
+    if seq_len or micro_batch or not packing or spec.architecture != "decoder":
+        return micro_batch or batch_size, min(seq_len or count.max_tokens, cap)
+    mean = max(1, min(cap, round(count.tokens / max(count.examples, 1))))
+    return max(1, min(batch_size, tokens_per_batch // mean)), mean
 
 
 def _throughput(spec: ModelSpec, setup: TrainSetup, chosen: price_data.Gpu, calibrate: bool):

@@ -10,7 +10,6 @@ from tunelab.models.catalogue import ModelSpec
 
 DEFAULT_EXAMPLES = 1000
 DEFAULT_TOKENS_PER_EXAMPLE = 512
-BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -63,40 +62,34 @@ def load_tokenizer(spec: ModelSpec):
         return AutoTokenizer.from_pretrained(resolve_bundled("smollm2")), False
 
 
-def record_texts(record: dict, tokenizer) -> list[tuple[str, bool]]:
-    """The texts the trainer feeds the model for one record, each with whether special tokens are added."""
-    if "messages" in record:
-        if getattr(tokenizer, "chat_template", None):
-            return [(tokenizer.apply_chat_template(record["messages"], tokenize=False), False)]
-        return [("\n".join(f"{m.get('role')}: {m.get('content')}" for m in record["messages"]), True)]
-    if "source" in record and "target" in record:
-        return [(str(record["source"]), True), (str(record["target"]), True)]
-    if "prompt" in record and "completion" in record:
-        return [(str(record["prompt"]) + str(record["completion"]), True)]
-    if "text" in record:
-        return [(str(record["text"]), True)]
-    raise DataError(f"record has none of messages/text/source+target/prompt+completion: {sorted(record)}",
-                    "prepare the data with `tunelab data prepare` first")
+def record_task(record: dict) -> str:
+    if "label" in record:
+        return "classification"
+    return "seq2seq" if "source" in record and "target" in record else "causal-lm"
 
 
-def count_with_tokenizer(records: list[dict], tokenizer) -> list[int]:
-    """Token count per record, tokenised in batches."""
-    pieces = [(index, text, special) for index, record in enumerate(records) for text, special in record_texts(record, tokenizer)]
-    counts = [0] * len(records)
-    for special in (True, False):
-        chosen = [(index, text) for index, text, flag in pieces if flag is special]
-        for start in range(0, len(chosen), BATCH):
-            batch = chosen[start:start + BATCH]
-            encoded = tokenizer([text for _, text in batch], add_special_tokens=special)["input_ids"]
-            for (index, _), ids in zip(batch, encoded):
-                counts[index] += len(ids)
+def count_with_tokenizer(records: list[dict], tokenizer, max_length: int = 1024) -> list[int]:
+    """Tokens per record exactly as the trainer encodes it (training.batches.encode_record: chat
+    template, end-of-text token, truncation at max_length); seq2seq counts source and target."""
+    from collections import defaultdict
+
+    from tunelab.training.batches import encode_record, ensure_chat_template
+
+    ensure_chat_template(tokenizer)
+    counts = []
+    for record in records:
+        task = record_task(record)
+        if task == "causal-lm" and "messages" not in record and "text" not in record:
+            record = {"text": "".join(str(record.get(k, "")) for k in ("prompt", "completion"))}
+        example = encode_record(record, tokenizer, task, max_length=max_length, label_ids=defaultdict(int))
+        counts.append(len(example.input_ids) + (len(example.labels) if task == "seq2seq" else 0))
     return counts
 
 
-def count_tokens(data: str | Path, spec: ModelSpec) -> TokenCount:
+def count_tokens(data: str | Path, spec: ModelSpec, max_length: int = 1024) -> TokenCount:
     records = read_train_split(data)
     tokenizer, own = load_tokenizer(spec)
-    counts = count_with_tokenizer(records, tokenizer)
+    counts = count_with_tokenizer(records, tokenizer, max_length)
     note = f"counted with the {'model' if own else 'bundled SmolLM2 (model tokenizer not available offline)'} tokenizer"
     return TokenCount(len(records), sum(counts), max(counts), "exact" if own else "approximate", note)
 
