@@ -103,22 +103,25 @@ class Collector:
             return
         items, self.batch = self.batch, []
         tokens = record_tokens(self.counter, [record_texts(item.record) for item in items])
-        survivors = [(item, n) for item, n in zip(items, tokens) if self._length_ok(item, n)]
+        measured = [(item, self._within_limits(item, n)) for item, n in zip(items, tokens)]
+        survivors = [(item, n) for item, n in measured if n is not None]
         survivors = self._unique(survivors)
         if survivors:
             self._spool([item for item, _ in survivors], [n for _, n in survivors])
 
-    def _length_ok(self, item: Checked, tokens: int) -> bool:
+    def _within_limits(self, item: Checked, tokens: int) -> int | None:
+        """The record's token count after truncation, or None when it is rejected for its length."""
         limit = self.options.max_tokens
         if limit and tokens > limit:
             self.result.over_limit += 1
             if self.options.overlong == "reject" or not self._truncate(item, tokens - limit):
                 self.reject(item.source, item.line, "too_long", f"{tokens} tokens, over max_tokens={limit}")
-                return False
+                return None
+            tokens = record_tokens(self.counter, [record_texts(item.record)])[0]
         if tokens < self.options.min_tokens:
             self.reject(item.source, item.line, "too_short", f"{tokens} tokens, under min_tokens={self.options.min_tokens}")
-            return False
-        return True
+            return None
+        return tokens
 
     def _truncate(self, item: Checked, excess: int) -> bool:
         """Cut the last text field (the answer or target) by `excess` tokens; False if nothing is left."""

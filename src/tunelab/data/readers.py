@@ -76,7 +76,7 @@ def _read_jsonl(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
     source = str(path)
     with open(path, "rb") as handle:
         for number, raw in enumerate(_lines(handle), start=1):
-            if number == 1:
+            if number == 1 and raw is not None:
                 raw = _strip_bom(raw, source, warnings)
                 if raw is None:
                     yield RawRecord(source, 1, category="invalid_utf8",
@@ -99,9 +99,8 @@ def _lines(handle) -> Iterator[bytes | None]:
         yield raw.rstrip(b"\r\n") if raw.endswith(b"\n") else raw
 
 
-def _strip_bom(raw: bytes | None, source: str, warnings: list[str]) -> bytes | None:
-    if raw is None:
-        return raw
+def _strip_bom(raw: bytes, source: str, warnings: list[str]) -> bytes | None:
+    """raw without a UTF-8 byte-order mark (noted in warnings); None for a UTF-16 file."""
     if raw.startswith(UTF16_BOMS):
         return None
     if raw.startswith(UTF8_BOM):
