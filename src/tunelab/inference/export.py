@@ -42,6 +42,16 @@ def method_of(model) -> str:
     return {"prompt_tuning": "prompt-tuning", "prefix_tuning": "prefix-tuning", "p_tuning": "prompt-tuning"}.get(peft_type, peft_type)
 
 
+def declared_method(target: Path) -> str | None:
+    """The method a run folder's config.yaml names, in tunelab's spelling ('full' for distill)."""
+    from tunelab.inference.engine import run_config
+
+    if not (target / "config.yaml").exists():
+        return None
+    method = run_config(target).get("method")
+    return "full" if method == "distill" else ("lora" if method == "qlora" else method)
+
+
 def check_request(method: str, merge: bool, fmt: str) -> None:
     if fmt not in FORMATS:
         raise ModelError(f"unknown export format {fmt}", f"use one of {', '.join(FORMATS)}")
@@ -83,6 +93,9 @@ def export(target: str, out: Path, *, merge: bool = False, dtype: str | None = N
         raise ModelError(f"unknown dtype {dtype}", f"use one of {', '.join(DTYPES)}")
     if fmt == "hf" and quantize:
         raise ModelError("--quantize applies to --format gguf only", "drop --quantize, or add --format gguf")
+    declared = declared_method(Path(target))
+    if declared:  # refuse an impossible request before spending time on loading
+        check_request(declared, merge, fmt)
     with status(f"Loading {target}"):
         loaded = load_target(str(target), device="cpu")
     method = method_of(loaded.model)

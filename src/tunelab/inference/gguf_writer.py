@@ -109,8 +109,9 @@ def encode_tensor(array: np.ndarray, weight_type: str):
 def file_type(weight_type: str) -> int:
     import gguf
 
-    return {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-            "bf16": gguf.LlamaFileType.MOSTLY_BF16}.get(weight_type) or gguf.LlamaFileType[f"MOSTLY_{weight_type.upper()}"]
+    if weight_type == "f32":  # ALL_F32 is 0, so no `.get() or` shortcut here
+        return gguf.LlamaFileType.ALL_F32
+    return gguf.LlamaFileType[f"MOSTLY_{weight_type.upper()}"]
 
 
 def add_model_metadata(writer, config, name: str, weight_type: str) -> None:
