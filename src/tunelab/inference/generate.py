@@ -1,7 +1,9 @@
 """Batched generation: left padding, KV cache, greedy by default, with the model's chat template.
 
 One function serves evaluation, chat, predict and the service, so that all of them see the
-model exactly as training formatted it.
+model exactly as training formatted it. Prompts are sorted by length so that each batch pads
+little; stop sequences end a sequence inside generate (no tokens wasted past them) and are cut
+from the text. benchmarks/generation_batching.py measures batched against one-at-a-time.
 """
 
 from collections.abc import Iterable
@@ -23,16 +25,34 @@ def _batches(items: list, size: int) -> Iterable[list]:
         yield items[start:start + size]
 
 
-def generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float) -> dict:
-    kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+def generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float, top_k: int | None = None,
+                      stop: list[str] | None = None) -> dict:
+    kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id, "use_cache": True}
     if temperature and temperature > 0:
-        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     return kwargs
 
 
+def stop_criteria(tokenizer, stop: list[str], prompt_length: int):
+    """Ends each sequence once its new text holds a stop sequence (any tokenizer; checks a short tail window)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    window = max(len(marker) for marker in stop) + 2
+
+    class StopOnText(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            tail = input_ids[:, max(prompt_length, input_ids.shape[1] - window):]
+            texts = tokenizer.batch_decode(tail, skip_special_tokens=True)
+            return torch.tensor([any(m in t for m in stop) for t in texts], device=input_ids.device)
+
+    return StoppingCriteriaList([StopOnText()])
+
+
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """The text before the earliest stop sequence."""
     for marker in stop or []:
         index = text.find(marker)
         if index >= 0:
@@ -42,20 +62,28 @@ def cut_at_stop(text: str, stop: list[str] | None) -> str:
 
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: list[str] | None = None, batch_size: int = 16, description: str | None = None,
-             encoder_decoder: bool = False) -> list[str]:
-    """Completions for raw prompt strings, in order, sorted by length inside for less padding."""
+             encoder_decoder: bool = False, top_k: int | None = None, seed: int | None = None) -> list[str]:
+    """Completions for raw prompt strings, in order, sorted by length inside for less padding.
+
+    Greedy when temperature is 0; otherwise sampled (temperature, top_p, top_k), reproducibly when `seed` is set.
+    `description` shows a progress bar on stderr.
+    """
     import torch
 
+    if seed is not None:
+        torch.manual_seed(seed)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: dict[int, str] = {}
     tokenizer.padding_side = "left"
-    kwargs = generation_kwargs(tokenizer, max_new_tokens, temperature, top_p)
+    kwargs = generation_kwargs(tokenizer, max_new_tokens, temperature, top_p, top_k)
     batches = list(_batches(order, batch_size))
     iterator = track(batches, description) if description else batches
     model.eval()
     for batch in iterator:
         encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                             add_special_tokens=encoder_decoder).to(model.device)
+        if stop:
+            kwargs["stopping_criteria"] = stop_criteria(tokenizer, stop, 0 if encoder_decoder else encoded["input_ids"].shape[1])
         with torch.no_grad():
             generated = model.generate(**encoded, **kwargs)
         new_tokens = generated if encoder_decoder else generated[:, encoded["input_ids"].shape[1]:]
