@@ -67,3 +67,25 @@ def test_t0_special_tokens_stripped(shared_data, tmp_path):
     text = "".join((tmp_path / "out" / f"{s}.jsonl").read_text() for s in ("train", "validation", "test"))
     assert "<|endoftext|>" not in text
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["cleaning"]["special_tokens_stripped"] > 0
+
+
+def test_a_file_without_usable_records_among_several_is_refused(tmp_path):
+    good = write(tmp_path / "good.jsonl", chat_lines(150))
+    bad = write(tmp_path / "bad.jsonl", ["nope", "{]"])
+    with pytest.raises(DataError, match="bad.jsonl"):
+        prepare_dataset([good, bad], tmp_path / "out", DataConfig(**FAST))
+
+
+def test_near_duplicates_dropped_and_never_leak_across_splits(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(3000)]
+    texts = [" ".join(rng.choice(vocab) for _ in range(60)) for _ in range(200)]
+    copies = [t.rsplit(" ", 1)[0] + " changed" for t in texts[:20]]
+    lines = [json.dumps({"text": t}) for t in texts + copies]
+    manifest = prepare_dataset([write(tmp_path / "t.jsonl", lines)], tmp_path / "out", DataConfig(**FAST))
+    assert manifest["counts"]["duplicates_near"] == 20 and manifest["counts"]["kept"] == 200
+    assert manifest["leakage"]["cross_split_near_duplicates"] == 0
+    near = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert all(r["category"] == "duplicate_near" and r["duplicate_of"].endswith(f":{r['line'] - 200}") for r in near)

@@ -108,6 +108,10 @@ def _check_enough(collected: Collected, kept: np.ndarray, config: DataConfig, in
         reasons = "; ".join(collected.tally.lines()[:3]) or "the file holds no records"
         raise DataError(f"no usable record in {names}: {reasons}",
                         "fix the records (see rejects.jsonl in the output folder) or pass --format/--map")
+    for report in collected.files:
+        if report.usable == 0 and len(collected.files) > 1:
+            raise DataError(f"no usable record in {report.path} ({report.records} records, all rejected)",
+                            "fix or drop that file (its reasons are in rejects.jsonl), or pass --format/--map")
     if usable < TOO_SMALL_DATA and not config.force:
         raise DataError(f"only {usable} usable examples (of {collected.input}): fewer than {TOO_SMALL_DATA} rarely teaches a model anything",
                         "add data, or pass --force to prepare it anyway")

@@ -34,6 +34,8 @@ class FileReport:
 
     path: str
     schema: str | None = None
+    records: int = 0
+    usable: int = 0  # passed the per-record checks (before length filters and dedup)
 
 
 def checked_records(path: Path, options, report: FileReport, warnings: list[str], cleaning: Counter) -> Iterator[Checked]:
@@ -42,7 +44,10 @@ def checked_records(path: Path, options, report: FileReport, warnings: list[str]
     head = list(_until_sample(raw))
     report.schema = _schema_for(path, head, options)
     for item in _chain(head, raw):
-        yield _check(item, report.schema, options, cleaning)
+        checked = _check(item, report.schema, options, cleaning)
+        report.records += 1
+        report.usable += checked.record is not None
+        yield checked
 
 
 def _until_sample(raw: Iterator[RawRecord]) -> Iterator[RawRecord]:
