@@ -127,7 +127,7 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
             loss = (distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha) if teacher is not None
                     else pass_loss(model, batch, s.task, class_weights))
             (loss / step_targets).backward()
-            step_loss += float(loss)
+            step_loss += float(loss.detach())
         if not math.isfinite(step_loss):
             raise TrainingError(f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
                                 "lower the learning rate or check the data for empty or extreme examples")

@@ -1,0 +1,92 @@
+"""`tunelab train` and `tunelab init`: flags override the config file, which overrides defaults."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tunelab.errors import ConfigError
+
+
+def overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets) -> dict:
+    """Command-line flags as dotted config keys; --set key.path=value for everything else."""
+    overrides = {"data.path": [str(p) for p in data] if data else None, "model.name": model, "task": task,
+                 "method": method, "out": str(out) if out else None, "train.epochs": epochs, "train.max_steps": max_steps,
+                 "train.seed": seed, "train.save_steps": save_steps, "backend": backend}
+    from tunelab.config import parse_value
+
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} is not key.path=value", "e.g. --set lora.r=8")
+        overrides[key.strip()] = parse_value(value)
+    return overrides
+
+
+def train(
+    config_file: Optional[Path] = typer.Argument(None, help="YAML config (see `tunelab init`)."),
+    data: Optional[list[Path]] = typer.Option(None, "--data", help="Raw data files (prepared on the fly) or a prepared folder."),
+    model: Optional[str] = typer.Option(None, "--model", help="Bundled name, model folder or hub id."),
+    task: Optional[str] = typer.Option(None, "--task", help="causal-lm, classification or seq2seq (default: from the data)."),
+    method: Optional[str] = typer.Option(None, "--method", help="full, lora, qlora, prompt-tuning, prefix-tuning, adapter, ia3, distill."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<time>-<method>)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap on optimizer steps."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N steps (resumable)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local (default) or openai."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override any key: --set train.learning_rate=1e-4."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run folder from its last good checkpoint."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and tokenise, show examples and totals, then stop."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
+) -> None:
+    """Fine-tune a model; with no arguments, the demo: ticket triage with LoRA on the bundled SmolLM2."""
+    from tunelab import progress
+    from tunelab.config import load_config
+    from tunelab.jobs import finetune
+
+    progress.set_quiet(False)
+    config = load_config(config_file, overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed,
+                                                           save_steps, backend, sets))
+    summary = finetune.run(config, resume=resume, dry_run=dry_run)
+    if as_json:
+        print(json.dumps(summary, default=str))
+    else:
+        show_summary(summary)
+
+
+def show_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    from tunelab.progress import console
+
+    metrics = summary.get("metrics") or {}
+    base, tuned = metrics.get("base") or {}, metrics.get("tuned") or {}
+    if tuned:
+        table = Table(title=f"base vs tuned (primary: {metrics.get('primary_metric')})")
+        for column in ("metric", "base", "tuned"):
+            table.add_column(column)
+        for name, value in tuned.items():
+            if isinstance(value, (int, float)):
+                base_value = base.get(name)
+                table.add_row(name, f"{base_value:.4f}" if isinstance(base_value, (int, float)) else "-", f"{value:.4f}")
+        console.print(table)
+    console.print(f"run folder: {summary['run_dir']} ({summary['status']})")
+
+
+def init(path: Path = typer.Argument(Path("tunelab.yaml"), help="Where to write the config."),
+         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Write a commented config file with every key, its default and what it does."""
+    from tunelab.config import commented_yaml
+    from tunelab.progress import say
+
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists", "pass --force to overwrite, or choose another path")
+    path.write_text("# tunelab run configuration. Flags on `tunelab train` override these values.\n" + commented_yaml() + "\n")
+    say(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("init")(init)

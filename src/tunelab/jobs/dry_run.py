@@ -1,0 +1,31 @@
+"""`tunelab train --dry-run`: show the examples as the model will see them, then stop.
+
+Trained (unmasked) tokens are highlighted, so a masking bug is visible before any compute is spent.
+"""
+
+from rich.text import Text
+
+from tunelab.progress import console
+from tunelab.training.batches import IGNORE
+
+
+def render_example(tokenizer, example) -> Text:
+    text = Text()
+    for token, label in zip(example.input_ids, example.labels):
+        piece = tokenizer.decode([token])
+        text.append(piece, style="bold green" if label != IGNORE else "dim")
+    return text
+
+
+def show(config, run_dir, tokenizer, train_examples, settings, shown: int = 2) -> dict:
+    total_tokens = sum(len(e.input_ids) for e in train_examples)
+    trained = sum(sum(1 for label in e.labels if label != IGNORE) for e in train_examples) if config.task != "classification" else len(train_examples)
+    if config.task != "classification":
+        for index, example in enumerate(train_examples[:shown]):
+            console.print(f"[bold]example {index + 1}[/] (green = trained tokens):")
+            console.print(render_example(tokenizer, example))
+    console.print(f"{len(train_examples)} train examples, {total_tokens:,} tokens, {trained:,} trained; "
+                  f"{settings.total_steps} optimizer steps of {settings.batch_size} examples")
+    return {"run_dir": str(run_dir), "status": "dry-run", "train_examples": len(train_examples), "train_tokens": total_tokens,
+            "trained_tokens": trained, "total_steps": settings.total_steps, "task": config.task, "method": config.method,
+            "model": config.model.name}
