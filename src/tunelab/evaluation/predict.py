@@ -87,8 +87,9 @@ def language_model_stats(model, tokenizer, records: list[dict], task: str, batch
     model's argmax predicts. Encoding and masking come from training, so the ratio is training's eval loss."""
     import torch
 
-    from tunelab.training.batches import IGNORE, collate_padded, encode_record
+    from tunelab.training.batches import IGNORE, collate_padded, encode_record, ensure_chat_template
 
+    ensure_chat_template(tokenizer)
     lm_task = "seq2seq" if task == "seq2seq" else "causal-lm"
     examples = [encode_record(r, tokenizer, lm_task, max_length=max_length) for r in records]
     nll, counts, correct = [], [], []
