@@ -57,11 +57,14 @@ class MetricsLog:
 
     def __init__(self, path: Path):
         self.path = path
+        self.listeners = []  # e.g. a tracker's log_step, called with each record after it is written
 
     def append(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+        for listener in self.listeners:
+            listener(record)
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop records logged after the checkpoint we restart from."""

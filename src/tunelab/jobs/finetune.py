@@ -13,6 +13,7 @@ from tunelab.config import RunConfig, load_config, save_config
 from tunelab.errors import ConfigError, DataError
 from tunelab.progress import say, track
 from tunelab.runs import MetricsLog, new_run_dir, write_json
+from tunelab.tracking import open_tracker
 
 ENCODER_FULL_LIMIT = 500_000_000
 
@@ -211,11 +212,19 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     resume_from = latest_intact(run_dir) if resuming else None
     if resuming and resume_from is None:
         log.truncate_after(0)
-    result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
-                        class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher, resume_from=resume_from)
-    weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
-    save_trained(model, tokenizer, weights_dir, labels)
-    evaluation = evaluate(config, run_dir, model, tokenizer, data, device) if config.eval.enabled else {}
+    tracker = open_tracker(config, run_dir, data.manifest)
+    tracker.log_params({**config_params(config), "trainable_parameters": counts["trainable"], "total_parameters": counts["total"]})
+    log.listeners.append(tracker.log_step)
+    try:
+        result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
+                            class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher,
+                            resume_from=resume_from)
+        weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
+        save_trained(model, tokenizer, weights_dir, labels)
+        evaluation = evaluate(config, run_dir, model, tokenizer, data, device) if config.eval.enabled else {}
+    except BaseException:
+        tracker.close("FAILED")
+        raise
     summary = {"run_dir": str(run_dir), "status": "succeeded", "task": config.task, "method": config.method,
                "model": config.model.name, "parameters": counts, "steps": result.steps, "trained_tokens": result.trained_tokens,
                "train_seconds": round(result.seconds, 1), "best_eval_loss": result.best_eval_loss,
@@ -225,7 +234,23 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     from tunelab.tracking.card import write_model_card
 
     write_model_card(run_dir, config, summary, evaluation, data.manifest)
+    tracker.log_result(summary, evaluation, run_dir)
+    tracker.close("FINISHED")
     return summary
+
+
+def config_params(config: RunConfig) -> dict:
+    """Every resolved config value as a flat {dotted.key: value} mapping."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, child)
+        else:
+            flat[prefix] = value
+    walk("", config.model_dump(mode="json"))
+    return flat
 
 
 def load_teacher(config: RunConfig, device: str):
