@@ -1,0 +1,100 @@
+"""The training core: loss masks, packing without cross-contamination, exact accumulation, schedules."""
+
+import math
+
+import pytest
+import torch
+
+from tiny_models import tiny_llama
+from tunelab.training.batches import IGNORE, collate_packed, collate_padded, encode_record, ensure_chat_template, micro_batches, trained_tokens
+from tunelab.training.losses import pass_loss
+from tunelab.training.schedule import learning_rate_at
+
+CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is two plus two?"},
+                     {"role": "assistant", "content": "Four."}, {"role": "user", "content": "And three plus three?"},
+                     {"role": "assistant", "content": "Six."}]}
+
+
+@pytest.fixture(scope="module")
+def llama():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = tiny_llama()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    ensure_chat_template(tokenizer)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), tokenizer
+
+
+def decoded_trained(tokenizer, example) -> str:
+    return tokenizer.decode([t for t, label in zip(example.input_ids, example.labels) if label != IGNORE])
+
+
+def test_only_assistant_turns_carry_loss(llama):
+    _, tokenizer = llama
+    example = encode_record(CHAT, tokenizer, "causal-lm", max_length=512)
+    trained = decoded_trained(tokenizer, example)
+    assert "Four." in trained and "Six." in trained
+    assert "two plus two" not in trained and "Be brief" not in trained
+    assert "<|im_end|>" in trained  # the model learns to stop
+
+
+def test_loss_on_all_and_zero_weight(llama):
+    _, tokenizer = llama
+    everything = encode_record(CHAT, tokenizer, "causal-lm", max_length=512, loss_on="all")
+    assert all(label != IGNORE for label in everything.labels)
+    weighted = {"messages": [dict(m, weight=0) if m["content"] == "Four." else m for m in CHAT["messages"]]}
+    trained = decoded_trained(tokenizer, encode_record(weighted, tokenizer, "causal-lm", max_length=512))
+    assert "Four." not in trained and "Six." in trained
+
+
+def examples(tokenizer, n=6):
+    records = [{"messages": [{"role": "user", "content": f"question {i} " + "word " * (i * 3)},
+                             {"role": "assistant", "content": f"answer {i} " + "more " * i}]} for i in range(n)]
+    return [encode_record(r, tokenizer, "causal-lm", max_length=512) for r in records]
+
+
+def test_packing_keeps_examples_apart(llama):
+    """A packed row gives the same summed loss as each example alone: no attention across examples."""
+    model, tokenizer = llama
+    batch = examples(tokenizer)
+    with torch.no_grad():
+        packed = pass_loss(model, collate_packed(batch), "causal-lm")
+        alone = sum(pass_loss(model, collate_packed([e]), "causal-lm") for e in batch)
+        padded = pass_loss(model, collate_padded(batch, tokenizer.pad_token_id, "causal-lm"), "causal-lm")
+    assert packed.item() == pytest.approx(alone.item(), rel=1e-5)
+    assert padded.item() == pytest.approx(alone.item(), rel=1e-5)
+
+
+def test_accumulation_is_exact(llama):
+    """8 examples in one pass or in passes of 2 give the same mean loss and gradients."""
+    model, tokenizer = llama
+    batch = examples(tokenizer, 8)
+
+    def mean_loss_and_grad(passes):
+        model.zero_grad()
+        count = sum(trained_tokens(p) for p in passes)
+        total = 0.0
+        for p in passes:
+            loss = pass_loss(model, p, "causal-lm") / count
+            loss.backward()
+            total += loss.item()
+        return total, model.model.embed_tokens.weight.grad.clone()
+
+    one, grad_one = mean_loss_and_grad(micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=8, pad_id=0))
+    four, grad_four = mean_loss_and_grad(micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=2, pad_id=0))
+    packed, grad_packed = mean_loss_and_grad(micro_batches(batch, "causal-lm", packing=True, token_budget=64, micro_batch_size=8, pad_id=0))
+    assert four == pytest.approx(one, rel=1e-5) and packed == pytest.approx(one, rel=1e-5)
+    assert torch.allclose(grad_one, grad_four, atol=1e-6) and torch.allclose(grad_one, grad_packed, atol=1e-6)
+    model.zero_grad()
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
+def test_schedules_warm_up_then_follow_their_shape(schedule):
+    rates = [learning_rate_at(s, peak=1e-3, total_steps=100, warmup_steps=10, schedule=schedule) for s in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a <= b + 1e-12 for a, b in zip(rates[:10], rates[1:10]))
+    if schedule == "constant":
+        assert rates[-1] == pytest.approx(1e-3)
+    else:
+        assert rates[-1] < 1e-4 and all(a >= b - 1e-12 for a, b in zip(rates[10:], rates[11:]))
+    assert not any(math.isnan(r) for r in rates)
