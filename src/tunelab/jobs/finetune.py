@@ -13,7 +13,7 @@ from tunelab.config import RunConfig, load_config, save_config
 from tunelab.errors import ConfigError, DataError
 from tunelab.progress import say, track
 from tunelab.runs import MetricsLog, new_run_dir, write_json
-from tunelab.tracking import open_tracker
+from tunelab.tracking import NoTracker, open_tracker
 
 ENCODER_FULL_LIMIT = 500_000_000
 
@@ -39,22 +39,17 @@ def prepare_data(config: RunConfig, run_dir: Path) -> Prepared:
     from tunelab.data import prepare
 
     inputs = [Path(p) for p in config.data.path]
-    folder = run_dir / "data"
     if len(inputs) == 1 and prepare.is_prepared(inputs[0]):
-        folder = inputs[0]
-    else:
-        if not inputs:
-            from tunelab.data.demo import write_demo_data
+        return read_prepared(inputs[0])
+    if not inputs:
+        from tunelab.data.demo import write_demo_data
 
-            inputs = [write_demo_data(run_dir / "data" / "raw" / "tickets.jsonl", config.data.demo_size, config.data.seed)]
-        for path in inputs:
-            if not path.exists():
-                raise DataError(f"data file not found: {path}", "check the path given to --data")
-        prepare.prepare_dataset(inputs, folder, config.data)
-    data = prepare.load_prepared(folder)
-    if not data.train:
-        raise DataError("the train split is empty", "give more examples or change data.split")
-    return Prepared(data.train, data.validation, data.test, data.manifest, data.task, folder)
+        inputs = [write_demo_data(run_dir / "data" / "raw" / "tickets.jsonl", config.data.demo_size, config.data.seed)]
+    for path in inputs:
+        if not path.exists():
+            raise DataError(f"data file not found: {path}", "check the path given to --data")
+    prepare.prepare_dataset(inputs, run_dir / "data", config.data)
+    return read_prepared(run_dir / "data")
 
 
 def default_method(task: str, model_name: str) -> str:
@@ -150,10 +145,11 @@ def class_weight_tensor(config: RunConfig, data: Prepared, labels: list[str] | N
     return torch.tensor([float(weights.get(label, 1.0)) for label in labels], device=device)
 
 
-def start_run(config: RunConfig, resume: Path | None) -> tuple[RunConfig, Path]:
-    """A new run folder, or the one to resume with its saved (resolved) config."""
+def start_run(config: RunConfig, resume: Path | None, parallel) -> tuple[RunConfig, Path]:
+    """A new run folder (made by the main process, shared with the others), or the one to resume."""
     if resume is None:
-        return config, new_run_dir(config.out, config.method or "run", paths.runs_root())
+        run_dir = new_run_dir(config.out, config.method or "run", paths.runs_root()) if parallel.is_main else None
+        return config, Path(parallel.share(str(run_dir) if run_dir else None))
     if not (resume / "config.yaml").exists():
         raise ConfigError(f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run to --resume")
     return load_config(resume / "config.yaml"), resume
@@ -164,15 +160,16 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) ->
     import torch
 
     from tunelab.methods.registry import check_hardware
+    from tunelab.training import distributed
 
-    config, run_dir = start_run(config, resume)
-    device = device_name()
+    parallel = distributed.current()
     if config.method:
-        check_hardware(config.method, device)
-    data = prepare_data(config, run_dir)
+        check_hardware(config.method, device_name())
+    config, run_dir = start_run(config, resume, parallel)
+    data = prepare_once(config, run_dir, parallel)
     config = resolve(config, data)
-    check_hardware(config.method, device)
-    if resume is None:
+    check_hardware(config.method, device_name())
+    if resume is None and parallel.is_main:
         config = config.model_copy(update={"data": config.data.model_copy(update={"path": [str(data.folder.resolve())]})})
         save_config(config, run_dir / "config.yaml")
     tokenizer = load_tokenizer_for(config)
@@ -187,7 +184,23 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) ->
         return show(config, run_dir, tokenizer, train_examples, settings)
     torch.manual_seed(config.train.seed)
     return train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings,
-                              device, resume is not None)
+                              resume is not None, parallel)
+
+
+def prepare_once(config: RunConfig, run_dir: Path, parallel) -> Prepared:
+    """The main process prepares the data (and converts a bundled model); the others then read it."""
+    data = prepare_data(config, run_dir) if parallel.is_main else None
+    folder = Path(parallel.share(str(data.folder) if data else None))
+    return data or read_prepared(folder)
+
+
+def read_prepared(folder: Path) -> Prepared:
+    from tunelab.data.prepare import load_prepared
+
+    data = load_prepared(folder)
+    if not data.train:
+        raise DataError(f"the train split in {folder} is empty", "give more examples or change data.split")
+    return Prepared(data.train, data.validation, data.test, data.manifest, data.task, folder)
 
 
 def warn_nothing_to_learn(examples: list, task: str) -> None:
@@ -197,12 +210,13 @@ def warn_nothing_to_learn(examples: list, task: str) -> None:
             f"e.g. train.jsonl lines {[i + 1 for i in empty[:5]]}; check the chat template and loss_on")
 
 
-def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings, device,
-                       resuming: bool) -> dict:
+def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings,
+                       resuming: bool, parallel) -> dict:
     from tunelab.methods.registry import build_model, parameter_counts, save_trained
     from tunelab.training.checkpoint import latest_intact
     from tunelab.training.loop import train_loop
 
+    device = str(parallel.accelerator.device) if parallel.world > 1 else device_name()
     model = build_model(config, config.task, config.model.name, labels, device)
     counts = parameter_counts(model)
     say(f"{config.method} on {config.model.name}: {counts['trainable']:,} trainable of {counts['total']:,} parameters "
@@ -212,13 +226,15 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     resume_from = latest_intact(run_dir) if resuming else None
     if resuming and resume_from is None:
         log.truncate_after(0)
-    tracker = open_tracker(config, run_dir, data.manifest)
+    tracker = open_tracker(config, run_dir, data.manifest) if parallel.is_main else NoTracker()
     tracker.log_params({**config_params(config), "trainable_parameters": counts["trainable"], "total_parameters": counts["total"]})
     log.listeners.append(tracker.log_step)
     try:
         result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
                             class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher,
-                            resume_from=resume_from)
+                            resume_from=resume_from, parallel=parallel)
+        if not parallel.is_main:
+            return {"run_dir": str(run_dir), "status": "succeeded", "rank": parallel.rank}
         weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
         save_trained(model, tokenizer, weights_dir, labels)
         evaluation = evaluate(config, run_dir, model, tokenizer, data, device) if config.eval.enabled else {}

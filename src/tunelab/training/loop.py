@@ -15,6 +15,7 @@ from tunelab.errors import TrainingError
 from tunelab.progress import say
 from tunelab.runs import MetricsLog
 from tunelab.training import checkpoint
+from tunelab.training.distributed import Parallel
 from tunelab.training.batches import Example, micro_batches, non_padding_tokens, trained_tokens
 from tunelab.training.losses import distill_loss, pass_loss
 from tunelab.training.schedule import learning_rate_at
@@ -96,8 +97,9 @@ def evaluation_loss(model, examples: list[Example], s: LoopSettings, class_weigh
 
 def train_loop(model, train: list[Example], validation: list[Example], s: LoopSettings, *, run_dir: Path,
                log: MetricsLog, class_weights=None, teacher=None, resume_from: Path | None = None,
-               on_eval=None) -> LoopResult:
+               on_eval=None, parallel: Parallel | None = None) -> LoopResult:
     """Train for s.total_steps optimizer steps; log, validate, checkpoint, stop early, restore best."""
+    parallel = parallel or Parallel()
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
     state = {"best_eval_loss": None, "bad_evals": 0, "trained_tokens": 0}
@@ -110,12 +112,17 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
     else:
         torch.manual_seed(s.seed)
     best_weights, steps_per_epoch, began = None, math.ceil(len(train) / s.batch_size), time.time()
+    bare_model = model
+    model, optimizer = parallel.wrap(model, optimizer)
     model.train()
     progress = _progress(s.total_steps, start_step)
     for step in range(start_step, s.total_steps):
         tick = time.time()
-        passes = batches_for(step_examples(train, step, s.batch_size, s.seed), s, device)
-        step_targets = sum(trained_tokens(b) for b in passes)
+        examples = step_examples(train, step, s.batch_size, s.seed)
+        share = parallel.shard(examples)
+        scale = parallel.world if share else 0.0  # a rank without examples still joins the gradient sync
+        passes = batches_for(share or examples[:1], s, device)
+        step_targets = parallel.total(sum(trained_tokens(b) for b in passes) if share else 0)
         if step_targets == 0:  # nothing to learn in this step: never feed the optimizer a zero batch
             say(f"[yellow]warning:[/] step {step + 1} has no trained tokens; skipped")
             continue
@@ -126,33 +133,35 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
         for batch in passes:
             loss = (distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha) if teacher is not None
                     else pass_loss(model, batch, s.task, class_weights))
-            (loss / step_targets).backward()
-            step_loss += float(loss.detach())
+            (loss * scale / step_targets).backward()
+            step_loss += float(loss.detach()) if share else 0.0
+        step_loss = parallel.total(step_loss)
         if not math.isfinite(step_loss):
             raise TrainingError(f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
                                 "lower the learning rate or check the data for empty or extreme examples")
         grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        state["trained_tokens"] += step_targets
+        state["trained_tokens"] += int(step_targets)
+        step_tokens = parallel.total(sum(non_padding_tokens(b) for b in passes) if share else 0)
         record = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "loss": step_loss / step_targets,
-                  "learning_rate": lr, "grad_norm": grad_norm,
-                  "tokens_per_second": sum(non_padding_tokens(b) for b in passes) / (time.time() - tick)}
+                  "learning_rate": lr, "grad_norm": grad_norm, "tokens_per_second": step_tokens / (time.time() - tick)}
         if (step + 1) % s.eval_steps == 0 or step + 1 == s.total_steps:
             record["eval_loss"] = evaluation_loss(model, validation, s, class_weights) if validation else None
-            best_weights = _track_best(model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience))
-            if on_eval:
+            best_weights = _track_best(bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience))
+            if on_eval and parallel.is_main:
                 on_eval(step + 1, record)
-        if (step + 1) % s.logging_steps == 0 or "eval_loss" in record:
-            log.append(record)
-        progress(step + 1, record)
-        if s.save_steps and (step + 1) % s.save_steps == 0:
-            checkpoint.save_checkpoint(run_dir, step + 1, model, optimizer, state, s.save_total_limit)
+        if parallel.is_main:
+            if (step + 1) % s.logging_steps == 0 or "eval_loss" in record:
+                log.append(record)
+            progress(step + 1, record)
+            if s.save_steps and (step + 1) % s.save_steps == 0:
+                checkpoint.save_checkpoint(run_dir, step + 1, bare_model, optimizer, state, s.save_total_limit)
         if s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience:
             say(f"early stopping at step {step + 1}: no validation improvement in {state['bad_evals']} evaluations")
             break
     if best_weights is not None and s.early_stopping_patience:
-        model.load_state_dict(best_weights, strict=False)
+        bare_model.load_state_dict(best_weights, strict=False)
     return LoopResult(step + 1 if s.total_steps > start_step else start_step, state["best_eval_loss"],
                       bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience),
                       state["trained_tokens"], time.time() - began)
