@@ -64,7 +64,7 @@ class Collector:
         self.result = Collected(spool)
         self.seen: dict[bytes, int] = {}
         self.batch: list[Checked] = []
-        self.spool = open(spool, "w", encoding="utf-8")
+        self.spool = open(spool, "wb")
         self.signature_file = open(self.result.signature_path, "wb")
         self.label_names: dict[str, str] = {}  # one string object per label, not per record
 
@@ -138,7 +138,8 @@ class Collector:
         """Drop exact duplicates (same canonical content) of records already spooled or earlier in the batch."""
         unique = []
         for item, tokens in survivors:
-            digest = hashlib.blake2b(canonical(item.record), digest_size=16).digest()
+            item.line_bytes = canonical(item.record)
+            digest = hashlib.blake2b(item.line_bytes, digest_size=16).digest()
             first = self.seen.get(digest)
             if first is not None:
                 self.reject(item.source, item.line, "duplicate_exact", "same content as an earlier record",
@@ -156,7 +157,7 @@ class Collector:
 
     def _spool(self, items: list[Checked], tokens: list[int]) -> None:
         for item in items:
-            self.spool.write(json.dumps(item.record, ensure_ascii=False, sort_keys=True) + "\n")
+            self.spool.write(item.line_bytes + b"\n")
             if "label" in item.record:
                 label = item.record["label"]
                 self.result.labels.append(self.label_names.setdefault(label, label))

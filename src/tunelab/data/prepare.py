@@ -17,7 +17,7 @@ import numpy as np
 import tunelab
 from tunelab.data import dedup
 from tunelab.data.augment import variants
-from tunelab.data.collect import Collected, Collector, task_of
+from tunelab.data.collect import Collected, Collector, canonical, task_of
 from tunelab.data.config import DataConfig
 from tunelab.data.split import SPLITS, assign_splits
 from tunelab.data.stats import TOO_SMALL_DATA, class_weights, guidance, token_stats
@@ -141,7 +141,7 @@ def _write_splits(out_dir: Path, spool: Path, kept: np.ndarray, split_of: np.nda
                 sizes[split] += 1
                 if split == 0 and config.augment:
                     extra = variants(json.loads(line), config.augment, f"{config.seed}:{index}")
-                    handles[0].writelines(json.dumps(v, ensure_ascii=False, sort_keys=True) + "\n" for v in extra)
+                    handles[0].writelines(canonical(v).decode("utf-8") + "\n" for v in extra)
                     augmented += len(extra)
     finally:
         for handle in handles:

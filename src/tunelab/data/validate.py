@@ -26,6 +26,7 @@ class Checked:
     record: dict | None = None
     category: str | None = None
     message: str = ""
+    line_bytes: bytes = b""  # the record as written to the output (set once it passes dedup)
 
 
 @dataclass
