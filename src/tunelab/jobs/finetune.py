@@ -155,8 +155,10 @@ def start_run(config: RunConfig, resume: Path | None, parallel) -> tuple[RunConf
     return load_config(resume / "config.yaml"), resume
 
 
-def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) -> dict:
-    """Fine-tune, evaluate against the base model, and record everything in the run folder."""
+def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on_eval=None) -> dict:
+    """Fine-tune, evaluate against the base model, and record everything in the run folder.
+
+    `on_eval(step, record)` is called at each evaluation step (a sweep reports to Optuna and may prune there)."""
     import torch
 
     from tunelab.methods.registry import check_hardware
@@ -184,7 +186,7 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) ->
         return show(config, run_dir, tokenizer, train_examples, settings)
     torch.manual_seed(config.train.seed)
     return train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings,
-                              resume is not None, parallel)
+                              resume is not None, parallel, on_eval=on_eval)
 
 
 def prepare_once(config: RunConfig, run_dir: Path, parallel) -> Prepared:
@@ -211,7 +213,7 @@ def warn_nothing_to_learn(examples: list, task: str) -> None:
 
 
 def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings,
-                       resuming: bool, parallel) -> dict:
+                       resuming: bool, parallel, on_eval=None) -> dict:
     from tunelab.methods.registry import build_model, parameter_counts, save_trained
     from tunelab.training.checkpoint import latest_intact
     from tunelab.training.loop import train_loop
@@ -232,7 +234,7 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     try:
         result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
                             class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher,
-                            resume_from=resume_from, parallel=parallel)
+                            resume_from=resume_from, parallel=parallel, on_eval=on_eval)
         if not parallel.is_main:
             return {"run_dir": str(run_dir), "status": "succeeded", "rank": parallel.rank}
         weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
