@@ -12,17 +12,15 @@ app = typer.Typer(no_args_is_help=True, help="Estimate tokens, memory, time and 
 def _settings(config_file, model, method, data, epochs, batch_size, seq_len, checkpointing) -> dict:
     """Flat estimate arguments: defaults < YAML config < flags."""
     from tunelab.config import load_config
+    from tunelab.cost.estimate import settings_from_config
 
     config = load_config(config_file, {"model.name": model, "method": method, "train.epochs": epochs,
-                                       "train.micro_batch_size": batch_size, "model.max_length": seq_len})
-    paths = [Path(p) for p in config.data.path]
-    return {"model": config.model.name, "method": config.method or "lora",
-            "data": data or next((p for p in paths if p.is_dir() or p.suffix == ".jsonl"), None),
-            "epochs": config.train.epochs, "micro_batch": config.train.micro_batch_size, "seq_len": seq_len,
-            "gradient_checkpointing": checkpointing or config.train.gradient_checkpointing,
-            "lora_r": config.lora.r, "lora_dropout": config.lora.dropout, "virtual_tokens": config.prompt.num_virtual_tokens,
-            "tokens_per_batch": config.train.tokens_per_batch, "max_length": config.model.max_length,
-            "batch_size": config.train.batch_size, "packing": config.train.packing}
+                                       "train.micro_batch_size": batch_size})
+    settings = settings_from_config(config)
+    settings.update(seq_len=seq_len, gradient_checkpointing=checkpointing or settings["gradient_checkpointing"])
+    if data:
+        settings["data"] = data
+    return settings
 
 
 @app.command("estimate")

@@ -166,13 +166,39 @@ def forward_shape(count: TokenCount, spec: ModelSpec, micro_batch: int | None, s
 def _throughput(spec: ModelSpec, setup: TrainSetup, chosen: price_data.Gpu, calibrate: bool):
     if not calibrate:
         return default_throughput(chosen.peak_tflops, chosen.mfu_low, chosen.mfu_high, setup.method, chosen.name), None
+    import torch
+
     from tunelab.cost.calibrate import calibrate as run_calibration
 
+    if torch.cuda.is_available() == chosen.is_cpu:
+        here = "a CUDA GPU" if torch.cuda.is_available() else "the CPU"
+        raise ConfigError(f"--calibrate measures this machine ({here}), not {chosen.name}",
+                          "drop --gpu when calibrating here; run --calibrate on the GPU machine for GPU figures")
     measured = run_calibration(spec, setup.method, setup.micro_batch, setup.seq_len, setup.lora_r)
-    if (measured["device"] == "cpu") != chosen.is_cpu:
-        raise ConfigError(f"--calibrate measures this machine ({measured['device']}), not {chosen.name}",
-                          "drop --gpu (or pass --gpu cpu) when calibrating here; run --calibrate on the GPU machine for GPU figures")
     return calibrated_throughput(measured["flops_per_second"]), measured
+
+
+def settings_from_config(config) -> dict:
+    """estimate() arguments from a RunConfig (model, method, data, train and method settings)."""
+    from pathlib import Path
+
+    folders = [Path(p) for p in config.data.path]
+    return {"model": config.model.name, "method": config.method or "lora",
+            "data": next((p for p in folders if p.is_dir() or p.suffix == ".jsonl"), None), "epochs": config.train.epochs,
+            "micro_batch": config.train.micro_batch_size, "gradient_checkpointing": config.train.gradient_checkpointing,
+            "lora_r": config.lora.r, "lora_dropout": config.lora.dropout, "virtual_tokens": config.prompt.num_virtual_tokens,
+            "tokens_per_batch": config.train.tokens_per_batch, "max_length": config.model.max_length,
+            "batch_size": config.train.batch_size, "packing": config.train.packing}
+
+
+def actual_next_to_estimate(planned: dict, train_seconds: float | None = None, peak_memory_gb: float | None = None,
+                            train_tokens: int | None = None) -> dict:
+    """The figures a finished run measured beside what the planner said, for eval.json and the report."""
+    hours = planned.get("hours") or {"low": 0.0, "high": 0.0}
+    return {"estimate": {"train_tokens": planned["train_tokens"], "per_device_memory_gb": planned["per_device_memory_gb"],
+                         "hours": hours, "cost_usd": planned["cost_usd"], "gpu": planned.get("gpu")},
+            "actual": {"train_tokens": train_tokens, "peak_memory_gb": peak_memory_gb,
+                       "hours": round(train_seconds / 3600, 4) if train_seconds is not None else None}}
 
 
 def _openai_estimate(openai: dict, prices: dict, count: TokenCount, epochs: float | None) -> dict:
