@@ -8,8 +8,9 @@ import importlib
 
 import typer
 
-TOP_LEVEL = ["train", "eval", "chat", "predict", "export"]  # each module exposes register(app)
+TOP_LEVEL = ["train", "eval", "chat", "predict", "export", "serve"]  # each module exposes register(app)
 SUBCOMMANDS = [
+    ("runs", "runs", "List, show, compare and delete tracked runs (MLflow store)."),
     ("models", "models", "List bundled and cached models; recommend a base model."),
     ("data", "data", "Prepare, validate, inspect and compare datasets."),
     ("cost", "cost", "Estimate tokens, memory, time and money; compare total cost of ownership."),
