@@ -1,0 +1,252 @@
+"""The job queue: a validator thread prepares data, N runner threads train one job each in a child process.
+
+Statuses move validating_files → queued → running → succeeded | failed | cancelled (or paused).
+Queued jobs start oldest first. On start, a job left "running" by a crash is queued again to
+resume from its last checkpoint, or failed with the reason once it has been interrupted too often.
+"""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tunelab.runs import read_json, write_json
+from tunelab.server import datasets
+from tunelab.server.store import Store, new_id, now
+
+POLL_SECONDS = 1.0
+METHOD_LEARNING_RATE = 2e-4  # LoRA's default, which learning_rate_multiplier scales
+
+
+def fine_tuned_name(job: dict) -> str:
+    return f"ft:{job['model']}:{job['suffix'] or ''}:{job['id']}"
+
+
+class Worker:
+    def __init__(self, config, store: Store):
+        self.config, self.store = config, store
+        self.wakeup = threading.Condition()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.stopping = False
+        self.threads: list[threading.Thread] = []
+
+    # lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        targets = [self.validate_loop] + [self.run_loop] * self.config.workers
+        for i, target in enumerate(targets):
+            thread = threading.Thread(target=target, name=f"tunelab-worker-{i}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def shutdown(self) -> None:
+        """Stop children; their jobs stay resumable and are queued again at the next start."""
+        self.stopping = True
+        self.wake()
+        for job_id in list(self.processes):
+            self.stop_job(job_id, wait=True)
+
+    def wake(self) -> None:
+        with self.wakeup:
+            self.wakeup.notify_all()
+
+    def wait(self) -> None:
+        with self.wakeup:
+            self.wakeup.wait(POLL_SECONDS)
+
+    def stop_job(self, job_id: str, wait: bool = False) -> None:
+        process = self.processes.get(job_id)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10 if wait else 0.5)
+        except subprocess.TimeoutExpired:
+            if wait:
+                process.kill()
+            else:
+                threading.Timer(10, lambda: process.poll() is None and process.kill()).start()
+
+    def recover(self) -> None:
+        """Jobs a crash left running: queue them to resume, or fail them once interrupted too often."""
+        from tunelab.training.checkpoint import latest_intact
+
+        (self.config.files_dir / ".incoming").mkdir(parents=True, exist_ok=True)
+        for partial in (self.config.files_dir / ".incoming").iterdir():
+            partial.unlink(missing_ok=True)
+        for job in self.store.jobs_with_status("running"):
+            job_dir = self.config.jobs_dir / job["id"]
+            kill_stray_runner(job_dir)
+            if job["attempts"] >= self.config.max_attempts:
+                self.fail(job, "interrupted", f"the service stopped while the job ran, {job['attempts']} times; giving up")
+                continue
+            checkpoint = latest_intact(job_dir / "run") if (job_dir / "run").exists() else None
+            where = f"its checkpoint at step {int(checkpoint.name.split('-')[-1])}" if checkpoint else "the beginning (no checkpoint yet)"
+            self.store.update("jobs", job["id"], ("running",), status="queued", resume=1, estimated_finish=None)
+            self.store.add_event(job["id"], f"The service restarted while this job ran; it resumes from {where}", "warn")
+
+    # validation ----------------------------------------------------------------------------
+    def validate_loop(self) -> None:
+        while not self.stopping:
+            job = self.store.claim_next("validating_files", "validating_files")
+            if job is None:
+                self.wait()
+                continue
+            self.validate(job)
+
+    def validate(self, job: dict) -> None:
+        from tunelab.errors import TunelabError
+
+        paths = {}
+        for param in ("training_file", "validation_file"):
+            row = self.store.get("files", job[param]) if job[param] else None
+            if job[param] and row is None:
+                return self.fail(job, "invalid_" + param, f"file {job[param]} was deleted before the job started", param)
+            paths[param] = self.config.files_dir / row["stored_name"] if row else None
+        folder = self.config.jobs_dir / job["id"] / "data"
+        try:
+            manifest = datasets.prepare_job_data(paths["training_file"], paths["validation_file"], folder, job["seed"],
+                                                 job["base_name"])
+        except TunelabError as exc:
+            return self.fail(job, "invalid_training_file", f"the training data cannot be used: {exc}", "training_file")
+        except Exception as exc:  # noqa: BLE001 - any failure ends the job with a reason
+            return self.fail(job, "server_error", f"preparing the data failed: {type(exc).__name__}: {exc}")
+        if self.store.update("jobs", job["id"], ("validating_files",), status="queued"):
+            splits = manifest["splits"]
+            self.store.add_event(job["id"], f"Files validated ({splits['train']} train, {splits['validation']} validation "
+                                            "examples), moving job to queued state")
+            self.wake()
+
+    # training ------------------------------------------------------------------------------
+    def run_loop(self) -> None:
+        while not self.stopping:
+            job = self.store.claim_next("queued", "running", started_at=now(), error=None, estimated_finish=None)
+            if job is None:
+                self.wait()
+                continue
+            self.store.update("jobs", job["id"], attempts=job["attempts"] + 1)
+            try:
+                self.train(job)
+            except Exception as exc:  # noqa: BLE001 - never let one job stop the queue
+                self.fail(job, "server_error", f"{type(exc).__name__}: {exc}")
+
+    def spec(self, job: dict) -> dict:
+        job_dir = self.config.jobs_dir / job["id"]
+        hp = job["hyperparameters"]
+        steps = math.ceil(datasets.train_size(job_dir / "data") / hp["batch_size"]) * hp["n_epochs"]
+        overrides = {"data.path": [str(job_dir / "data")], "model.name": job["base_name"], "out": str(job_dir / "run"),
+                     "method": "lora", "train.epochs": hp["n_epochs"], "train.batch_size": hp["batch_size"],
+                     "train.learning_rate": hp["learning_rate_multiplier"] * METHOD_LEARNING_RATE,
+                     "train.seed": job["seed"], "train.save_steps": max(1, steps // 10), "data.force": True,
+                     "tracking.enabled": False, "eval.enabled": False, **self.config.job_overrides}
+        return {"overrides": overrides, "resume": bool(job["resume"]), "total_steps": steps}
+
+    def train(self, job: dict) -> None:
+        job_dir = self.config.jobs_dir / job["id"]
+        spec = self.spec(job)
+        write_json(job_dir / "spec.json", spec)
+        for stale in ("result.json", "error.json"):
+            (job_dir / stale).unlink(missing_ok=True)
+        self.store.add_event(job["id"], "Fine-tuning job started" + (" (resuming from the last checkpoint)" if job["resume"] else ""))
+        with open(job_dir / "train.log", "ab") as log:
+            process = subprocess.Popen([sys.executable, "-m", "tunelab.server.runner", str(job_dir), str(os.getpid())],
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.processes[job["id"]] = process
+        try:
+            self.follow(job, process, spec["total_steps"])
+        finally:
+            self.processes.pop(job["id"], None)
+        self.finish(self.store.get("jobs", job["id"]), process.returncode, job_dir)
+
+    def follow(self, job: dict, process: subprocess.Popen, total_steps: int) -> None:
+        """Turn new metrics.jsonl records into events and an estimated finish while the child runs."""
+        run_dir = self.config.jobs_dir / job["id"] / "run"
+        began, first_step, last_step = time.time(), None, job["last_step"]
+        while True:
+            done = process.poll() is not None
+            for record in datasets.read_metrics(run_dir):
+                step = record.get("step", 0)
+                if step <= last_step:
+                    continue
+                first_step = step - 1 if first_step is None else first_step
+                last_step = step
+                self.metrics_event(job["id"], record, total_steps)
+                per_step = (time.time() - began) / max(step - first_step, 1)
+                self.store.update("jobs", job["id"], ("running",), last_step=step,
+                                  estimated_finish=int(time.time() + per_step * max(total_steps - step, 0)))
+            if done:
+                return
+            time.sleep(POLL_SECONDS)
+
+    def metrics_event(self, job_id: str, record: dict, total_steps: int) -> None:
+        data = {"step": record["step"], "train_loss": record.get("loss"), "valid_loss": record.get("eval_loss"),
+                "total_steps": total_steps, "train_mean_token_accuracy": None}
+        message = f"Step {record['step']}/{total_steps}: training loss={record.get('loss', float('nan')):.4f}"
+        if record.get("eval_loss") is not None:
+            message += f", validation loss={record['eval_loss']:.4f}"
+        self.store.add_event(job_id, message, type="metrics", data=data)
+
+    def finish(self, job: dict, returncode: int, job_dir: Path) -> None:
+        if job["status"] != "running":  # cancelled or paused while it ran: the child was stopped on purpose
+            if job["status"] == "paused":
+                self.store.update("jobs", job["id"], resume=1)
+            return
+        if self.stopping:
+            return  # queued again at the next start, from the last checkpoint
+        if returncode == 0 and (job_dir / "result.json").exists():
+            return self.succeed(job, read_json(job_dir / "result.json"), job_dir)
+        error = read_json(job_dir / "error.json") if (job_dir / "error.json").exists() else {
+            "code": "training_failed", "message": f"the training process ended with code {returncode}; see {job_dir / 'train.log'}"}
+        self.fail(job, error["code"], error["message"])
+
+    def succeed(self, job: dict, result: dict, job_dir: Path) -> None:
+        name = fine_tuned_name(job)
+        records = datasets.read_metrics(job_dir / "run")
+        accuracy = result.get("accuracy") or {}
+        result_id = self.add_result_file(job, datasets.results_csv(records, accuracy))
+        evaluated = [r for r in records if "eval_loss" in r] or records[-1:]
+        for i, record in enumerate(evaluated):
+            last = i == len(evaluated) - 1
+            metrics = {"step": float(record["step"]), "train_loss": record.get("loss"), "valid_loss": record.get("eval_loss"),
+                       "full_valid_loss": record.get("eval_loss")}
+            if last:
+                metrics.update(train_mean_token_accuracy=accuracy.get("train"), valid_mean_token_accuracy=accuracy.get("validation"),
+                               full_valid_mean_token_accuracy=accuracy.get("validation"))
+            self.store.add_checkpoint(job["id"], record["step"], metrics, name if last else f"{name}:ckpt-step-{record['step']}")
+        summary = result["summary"]
+        self.store.update("jobs", job["id"], ("running",), status="succeeded", fine_tuned_model=name, finished_at=now(),
+                          trained_tokens=summary.get("trained_tokens"), estimated_finish=None, result_files=[result_id])
+        self.store.add_event(job["id"], f"New fine-tuned model created: {name}")
+        self.store.add_event(job["id"], "The job has successfully completed")
+
+    def add_result_file(self, job: dict, text: str) -> str:
+        file_id = new_id("file")
+        stored_name = f"{file_id}.csv"
+        from tunelab.runs import atomic_write_text
+
+        atomic_write_text(self.config.files_dir / stored_name, text)
+        self.store.insert("files", {"id": file_id, "filename": "step_metrics.csv", "bytes": len(text.encode()),
+                                    "created_at": now(), "purpose": "fine-tune-results", "status": "processed",
+                                    "stored_name": stored_name})
+        return file_id
+
+    def fail(self, job: dict, code: str, message: str, param: str | None = None) -> None:
+        if self.store.update("jobs", job["id"], ("validating_files", "queued", "running"), status="failed", finished_at=now(),
+                             estimated_finish=None, error={"code": code, "message": message, "param": param}):
+            self.store.add_event(job["id"], f"Fine-tuning job failed: {message}", "error")
+
+
+def kill_stray_runner(job_dir: Path) -> None:
+    """A child that outlived a killed service (where PDEATHSIG is unavailable) must not train twice."""
+    try:
+        pid = int((job_dir / "runner.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if "tunelab.server.runner" in cmdline and str(job_dir) in cmdline:
+        os.kill(pid, signal.SIGKILL)
