@@ -1,6 +1,8 @@
 """`tunelab train` and `tunelab init`: flags override the config file, which overrides defaults."""
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -40,20 +42,60 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run folder from its last good checkpoint."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and tokenise, show examples and totals, then stop."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
+    num_processes: int = typer.Option(1, "--num-processes", help="Processes (devices) in all; >1 launches through Accelerate."),
+    num_machines: int = typer.Option(1, "--num-machines", help="Machines taking part (multi-node)."),
+    machine_rank: int = typer.Option(0, "--machine-rank", help="This machine's rank, 0 for the main one."),
+    main_process_ip: Optional[str] = typer.Option(None, "--main-process-ip", help="Address of machine rank 0."),
+    main_process_port: Optional[int] = typer.Option(None, "--main-process-port", help="Port on machine rank 0."),
+    strategy: str = typer.Option("ddp", "--strategy", help="ddp, fsdp, deepspeed-zero2 or deepspeed-zero3."),
 ) -> None:
     """Fine-tune a model; with no arguments, the demo: ticket triage with LoRA on the bundled SmolLM2."""
     from tunelab import progress
     from tunelab.config import load_config
     from tunelab.jobs import finetune
 
+    if (num_processes > 1 or num_machines > 1) and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, strategy, out))
     progress.set_quiet(False)
     config = load_config(config_file, overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed,
                                                            save_steps, backend, sets))
     summary = finetune.run(config, resume=resume, dry_run=dry_run)
+    if summary.get("rank"):  # only the main process reports
+        return
     if as_json:
         print(json.dumps(summary, default=str))
     else:
         show_summary(summary)
+
+
+LAUNCH_FLAGS = {"--num-processes", "--num-machines", "--machine-rank", "--main-process-ip", "--main-process-port", "--strategy"}
+
+
+def launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, strategy, out) -> int:
+    """Re-run this command under `accelerate launch`, one process per device, on this machine."""
+    import shutil
+    import subprocess
+
+    from tunelab.training.distributed import STRATEGY_FLAGS, launch_command
+
+    if strategy not in STRATEGY_FLAGS:
+        raise ConfigError(f"--strategy {strategy} is not known", f"use one of {', '.join(STRATEGY_FLAGS)}")
+    if strategy.startswith("deepspeed") and not shutil.which("deepspeed"):
+        raise ConfigError(f"--strategy {strategy} needs DeepSpeed, which is not installed", "pip install deepspeed (GPU machines)")
+    if out is None:
+        raise ConfigError("a distributed run needs --out, so that every process writes to the same run folder",
+                          "add --out runs/NAME")
+    args, skip = [], False
+    for arg in sys.argv[2:]:  # the train arguments as given, minus the launcher's own
+        if skip:
+            skip = False
+        elif arg.split("=")[0] in LAUNCH_FLAGS:
+            skip = "=" not in arg
+        else:
+            args.append(arg)
+    command = launch_command(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, strategy, args)
+    command[0] = str(Path(sys.executable).with_name("accelerate"))
+    return subprocess.call(command)
 
 
 def show_summary(summary: dict) -> None:
