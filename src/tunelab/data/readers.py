@@ -34,6 +34,8 @@ class RawRecord:
 def file_type(path: Path) -> str:
     """jsonl, json, csv, tsv, parquet or hf-dataset: by folder layout, extension, then content."""
     if path.is_dir():
+        if (path / "manifest.json").is_file():
+            raise DataError(f"{path} is already a prepared dataset", "use it directly (`tunelab train --data DIR`, `tunelab data stats DIR`)")
         if any((path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return "hf-dataset"
         raise DataError(f"{path}: folder is neither a prepared dataset nor a Hugging Face dataset saved to disk",
