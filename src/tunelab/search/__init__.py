@@ -1,0 +1,1 @@
+"""Hyperparameter search: Optuna sweeps whose trials are tracked fine-tuning runs."""
