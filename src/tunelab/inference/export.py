@@ -105,12 +105,15 @@ def export(target: str, out: Path, *, merge: bool = False, dtype: str | None = N
             loaded.model = merged_model(loaded.model.float())
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "gguf":
-        return export_gguf(loaded, out, quantize or gguf_default(dtype))
+        return export_gguf(loaded, out, quantize or gguf_default(dtype, loaded.model))
     return export_hf(loaded, out, method, merge, dtype)
 
 
-def gguf_default(dtype: str | None) -> str:
-    return {"fp32": "f32", "bf16": "bf16"}.get(dtype or "", "f16")
+def gguf_default(dtype: str | None, model) -> str:
+    """--dtype if given, else the loaded weights' own precision, so that the default export is lossless."""
+    if dtype is None:
+        dtype = {"torch.float32": "fp32", "torch.bfloat16": "bf16"}.get(str(next(model.parameters()).dtype), "fp16")
+    return {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[dtype]
 
 
 def export_hf(loaded, out: Path, method: str, merge: bool, dtype: str | None) -> ExportResult:
