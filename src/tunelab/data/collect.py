@@ -115,7 +115,8 @@ class Collector:
         if limit and tokens > limit:
             self.result.over_limit += 1
             if self.options.overlong == "reject" or not self._truncate(item, tokens - limit):
-                self.reject(item.source, item.line, "too_long", f"{tokens} tokens, over max_tokens={limit}")
+                why = "" if self.options.overlong == "reject" else " (the answer is shorter than the excess: the prompt alone is too long)"
+                self.reject(item.source, item.line, "too_long", f"{tokens} tokens, over max_tokens={limit}{why}")
                 return None
             tokens = record_tokens(self.counter, [record_texts(item.record)])[0]
         if tokens < self.options.min_tokens:

@@ -180,7 +180,8 @@ def _manifest(out_dir, collected: Collected, kept, split_of, pairs, sizes, augme
         "cleaning": dict(sorted(collected.cleaning.items())),
         "leakage": {"cross_split_near_duplicates": cross_split_pairs(pairs, kept, split_of)},
         "files": [{"path": f.path, "schema": f.schema} for f in collected.files],
-        "warnings": collected.warnings + guidance(int(kept.sum()), train_labels, collected.over_limit, config.max_tokens),
+        "warnings": collected.warnings + guidance(int(kept.sum()), train_labels, collected.over_limit, config.max_tokens,
+                                                 measured=int(kept.sum()) + collected.over_limit - collected.truncated),
         "sha256": hashes,
         "options": config.model_dump(mode="json"),
     }

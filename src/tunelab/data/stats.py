@@ -33,8 +33,10 @@ def class_weights(train_records) -> dict[str, float]:
     return {label: round(inverse[label] / mean, 6) for label in sorted(inverse)}
 
 
-def guidance(kept: int, train_labels: Counter | None, over_limit: int, max_tokens: int | None) -> list[str]:
-    """Warnings in plain words: too little data, imbalanced classes, much truncation."""
+def guidance(kept: int, train_labels: Counter | None, over_limit: int, max_tokens: int | None, measured: int = 0) -> list[str]:
+    """Warnings in plain words: too little data, imbalanced classes, much truncation.
+
+    `measured` is how many records had their length checked (kept ones plus those rejected for length)."""
     notes = []
     if kept < TOO_SMALL_DATA:
         notes.append(f"only {kept} usable examples: fewer than {TOO_SMALL_DATA} rarely teaches a model anything")
@@ -47,7 +49,8 @@ def guidance(kept: int, train_labels: Counter | None, over_limit: int, max_token
             shown = ", ".join(f"{k}={v:.2f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])[:5])
             notes.append(f"classes are imbalanced: the largest has {largest / smallest:.1f}x the examples of the smallest; "
                          f"training will weight classes ({shown}{', ...' if len(weights) > 5 else ''})")
-    if max_tokens and kept and over_limit / (kept + over_limit) > TRUNCATION_SHARE:
-        notes.append(f"{over_limit} examples ({over_limit / (kept + over_limit):.0%}) are over {max_tokens} tokens: "
+    measured = max(measured, kept, over_limit, 1)
+    if max_tokens and over_limit / measured > TRUNCATION_SHARE:
+        notes.append(f"{over_limit} examples ({over_limit / measured:.0%}) are over {max_tokens} tokens: "
                      "raise max_tokens or expect truncation to cut answers")
     return notes
