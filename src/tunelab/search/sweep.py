@@ -34,12 +34,12 @@ def quiet_optuna() -> None:
 def storage_for(url: str):
     """An RDB storage with heartbeats, so a trial whose worker died is failed and retried once."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     try:
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
         raise TunelabError(f"cannot open the Optuna storage {url}: {str(exc).splitlines()[0][:200]}",
                            "pass a sqlite:///, postgresql:// or mysql:// URL to --storage (with its driver installed)") from None
@@ -66,9 +66,9 @@ def load_study(name: str, url: str, seed: int, startup_trials: int, create: bool
 
 def counted_trials(trials: list) -> list:
     """Trials that count towards the study's total: not surplus, and not a dead trial that was retried."""
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} - {None}
     return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried]
 
 
@@ -166,6 +166,10 @@ def run_sweep(config: RunConfig, space: dict | None = None, trials: int = 20, st
     say(f"study {name}: {trials} trials, {jobs} worker(s), storage {url}")
     args = [(config.model_dump(mode="json"), space, name, url, trials, str(study_dir), seed * 1000 + i, startup_trials)
             for i in range(jobs)]
+    if config.tracking.enabled:
+        from tunelab.tracking.mlflow_tracker import prepare_store
+
+        prepare_store(config)
     if jobs == 1:
         work(*args[0])
     else:

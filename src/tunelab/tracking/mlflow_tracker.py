@@ -129,7 +129,7 @@ class MLflowTracker:
         try:
             lineage = lineage_mod.collect(config, manifest)
             lineage_mod.write_lineage(run_dir, lineage)
-            tracker.client, tracker.run_id = open_run(config, run_dir, lineage)
+            tracker.client, tracker.run_id = open_run_retrying(config, run_dir, lineage)
         except Exception as exc:
             tracker.client = object()  # so disable() reports it
             tracker.disable(exc)
@@ -229,6 +229,32 @@ class MLflowTracker:
     @guarded
     def _terminate(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
+
+
+def open_run_retrying(config, run_dir: Path, lineage: dict, attempts: int = 3):
+    """Another process creating the same SQLite store (sweep workers) can make a first attempt fail."""
+    for attempt in range(attempts):
+        try:
+            return open_run(config, run_dir, lineage)
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
+def prepare_store(config) -> None:
+    """Create the store and experiment once, before several processes log to it; failures are left to the runs."""
+    try:
+        quiet_mlflow()
+        from mlflow.tracking import MlflowClient
+
+        uri = store_uri(config)
+        check_reachable(uri)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            experiment_id(MlflowClient(tracking_uri=uri), config.tracking.experiment, uri)
+    except Exception:
+        pass
 
 
 def open_run(config, run_dir: Path, lineage: dict):
