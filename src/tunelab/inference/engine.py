@@ -37,8 +37,9 @@ def weights_dir(run_dir: Path) -> Path:
                      "point at a finished run folder, or train first")
 
 
-def load_target(target: str, device: str = "cpu", task: str | None = None) -> LoadedModel:
-    """A run folder, a model folder, or a model name, loaded for inference."""
+def load_target(target: str, device: str = "cpu", task: str | None = None, labels: list[str] | None = None) -> LoadedModel:
+    """A run folder, a model folder, or a model name, loaded for inference (a base classifier gets
+    the run's label names on its fresh head, so its predictions are comparable)."""
     path = Path(target)
     if (path / "config.yaml").exists() and ((path / "model").is_dir() or (path / "adapter").is_dir()):
         return load_run(path, device)
@@ -47,7 +48,7 @@ def load_target(target: str, device: str = "cpu", task: str | None = None) -> Lo
     resolved = resolve_model_path(target)
     kind = architecture_kind(read_model_config(resolved))
     task = task or {"seq2seq": "seq2seq", "encoder": "classification"}.get(kind, "causal-lm")
-    model = load_model(target, task, device=device).to(device).eval()
+    model = load_model(target, task, device=device, labels=labels).to(device).eval()
     return LoadedModel(model, load_tokenizer(target), task, target, target)
 
 

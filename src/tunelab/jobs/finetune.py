@@ -293,7 +293,8 @@ def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data: Prepared,
     if config.eval.max_examples:
         records = records[:config.eval.max_examples]
     tuned = LoadedModel(model.eval(), tokenizer, config.task, str(run_dir), config.model.name)
-    base = load_target(config.model.name, device, config.task) if config.eval.baseline else None
+    labels = class_labels(data)
+    base = load_target(config.model.name, device, config.task, labels) if config.eval.baseline else None
     evaluation = evaluate_run(tuned, base, records, config.task, config.eval, split=config.eval.split)
     write_json(run_dir / "eval.json", evaluation)
     write_report(run_dir)
