@@ -21,6 +21,20 @@ def _metric_rows(evaluation: dict) -> list[str]:
     return rows
 
 
+def _lineage_lines(run_dir: Path) -> list[str]:
+    """Lineage recorded by the tracker (lineage.json), when there is one."""
+    path = run_dir / "lineage.json"
+    if not path.exists():
+        return []
+    import json
+
+    found = json.loads(path.read_text(encoding="utf-8"))
+    libraries = ", ".join(f"{k} {v}" for k, v in (found.get("libraries") or {}).items())
+    return ["## Lineage", "", f"- base weights sha256: `{found.get('base_model_weights_sha256')}`",
+            f"- git commit: `{found.get('git_commit')}`", f"- seed: {found.get('seed')}", f"- libraries: {libraries}",
+            f"- hardware: {found.get('hardware')}", ""]
+
+
 def write_model_card(run_dir: Path, config, summary: dict, evaluation: dict, manifest: dict) -> None:
     metadata = {"base_model": config.model.name, "library_name": "peft" if (run_dir / "adapter").exists() else "transformers",
                 "tags": ["tunelab", config.method, config.task], "license": "other",
@@ -36,6 +50,7 @@ def write_model_card(run_dir: Path, config, summary: dict, evaluation: dict, man
              "## Evaluation", "", f"Split `{evaluation.get('split')}`, {evaluation.get('n_examples')} examples, "
              f"primary metric `{evaluation.get('primary_metric')}`.", "", *_metric_rows(evaluation), "",
              "## Probes", "", *(findings or ["- not run"]), "",
+             *_lineage_lines(run_dir),
              "## Intended use and limitations", "",
              "Intended for the task and data distribution it was tuned on. Check the probes above and your own "
              "held-out data before relying on it elsewhere; outputs can be wrong or biased.", ""]
