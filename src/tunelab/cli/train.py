@@ -39,8 +39,11 @@ def train(
     save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N steps (resumable)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) or openai."),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Override any key: --set train.learning_rate=1e-4."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run folder from its last good checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a run folder from its last good checkpoint; "
+                                          "'auto' picks the unfinished run of the same config."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and tokenise, show examples and totals, then stop."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Allow pickle weight files (loaded with weights_only=True)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run model code shipped with a hub model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
     num_processes: int = typer.Option(1, "--num-processes", help="Processes (devices) in all; >1 launches through Accelerate."),
     num_machines: int = typer.Option(1, "--num-machines", help="Machines taking part (multi-node)."),
@@ -57,8 +60,12 @@ def train(
     if (num_processes > 1 or num_machines > 1) and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, strategy, out))
     progress.set_quiet(False)
-    config = load_config(config_file, overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed,
-                                                           save_steps, backend, sets))
+    overrides = overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets)
+    overrides.update({"model.allow_pickle": allow_pickle or None, "model.trust_remote_code": trust_remote_code or None})
+    config = load_config(config_file, overrides)
+    if resume == Path("auto"):
+        resume = finetune.unfinished_run_of(config)
+        progress.say(f"--resume auto: continuing {resume}" if resume else "--resume auto: no unfinished run of this config; starting afresh")
     summary = finetune.run(config, resume=resume, dry_run=dry_run)
     if summary.get("rank"):  # only the main process reports
         return

@@ -149,10 +149,30 @@ def start_run(config: RunConfig, resume: Path | None, parallel) -> tuple[RunConf
     """A new run folder (made by the main process, shared with the others), or the one to resume."""
     if resume is None:
         run_dir = new_run_dir(config.out, config.method or "run", paths.runs_root()) if parallel.is_main else None
+        if run_dir:
+            write_json(run_dir / "request.json", {"fingerprint": fingerprint(config)})
         return config, Path(parallel.share(str(run_dir) if run_dir else None))
     if not (resume / "config.yaml").exists():
         raise ConfigError(f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run to --resume")
     return load_config(resume / "config.yaml"), resume
+
+
+def fingerprint(config: RunConfig) -> str:
+    """The identity of a run request (the config as asked for, before defaults follow the data)."""
+    import hashlib
+
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+def unfinished_run_of(config: RunConfig) -> Path | None:
+    """`--resume auto`: the newest unfinished run folder started with the same config, if any."""
+    import json
+
+    root = Path(config.out).parent if config.out else paths.runs_root()
+    wanted = fingerprint(config)
+    candidates = [request.parent for request in root.glob("*/request.json")
+                  if json.loads(request.read_text()).get("fingerprint") == wanted and not (request.parent / "summary.json").exists()]
+    return max(candidates, key=lambda folder: folder.stat().st_mtime, default=None)
 
 
 def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on_eval=None) -> dict:
