@@ -149,14 +149,14 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
         if (step + 1) % s.eval_steps == 0 or step + 1 == s.total_steps:
             record["eval_loss"] = evaluation_loss(model, validation, s, class_weights) if validation else None
             best_weights = _track_best(bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience))
-            if on_eval and parallel.is_main:
-                on_eval(step + 1, record)
         if parallel.is_main:
             if (step + 1) % s.logging_steps == 0 or "eval_loss" in record:
                 log.append(record)
             progress(step + 1, record)
             if s.save_steps and (step + 1) % s.save_steps == 0:
                 checkpoint.save_checkpoint(run_dir, step + 1, bare_model, optimizer, state, s.save_total_limit)
+            if on_eval and "eval_loss" in record:  # after logging, so a pruned trial keeps its last record
+                on_eval(step + 1, record)
         if s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience:
             say(f"early stopping at step {step + 1}: no validation improvement in {state['bad_evals']} evaluations")
             break
