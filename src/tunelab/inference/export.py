@@ -53,8 +53,6 @@ def declared_method(target: Path) -> str | None:
 
 
 def check_request(method: str, merge: bool, fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ModelError(f"unknown export format {fmt}", f"use one of {', '.join(FORMATS)}")
     if merge and method in UNMERGEABLE:
         raise ModelError(f"--merge is not possible for {method}: {UNMERGEABLE[method]}",
                          "export without --merge (the adapter files are kept as they are)")
@@ -83,16 +81,27 @@ def cast(model, dtype: str | None):
     return model
 
 
+def check_options(fmt: str, dtype: str | None, quantize: str | None) -> None:
+    """Refuse bad flag values before any model is loaded."""
+    if fmt not in FORMATS:
+        raise ModelError(f"unknown export format {fmt}", f"use one of {', '.join(FORMATS)}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype}", f"use one of {', '.join(DTYPES)}")
+    if fmt == "hf" and quantize:
+        raise ModelError("--quantize applies to --format gguf only", "drop --quantize, or add --format gguf")
+    if fmt == "gguf" and quantize:
+        from tunelab.inference.gguf_writer import check_weight_type
+
+        check_weight_type(quantize)
+
+
 def export(target: str, out: Path, *, merge: bool = False, dtype: str | None = None, fmt: str = "hf",
            quantize: str | None = None) -> ExportResult:
     """Export a run folder, model folder or model name; returns where the files went."""
     from tunelab.inference.engine import load_target
 
     out = Path(out)
-    if dtype is not None and dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype}", f"use one of {', '.join(DTYPES)}")
-    if fmt == "hf" and quantize:
-        raise ModelError("--quantize applies to --format gguf only", "drop --quantize, or add --format gguf")
+    check_options(fmt, dtype, quantize)
     declared = declared_method(Path(target))
     if declared:  # refuse an impossible request before spending time on loading
         check_request(declared, merge, fmt)
