@@ -2,7 +2,12 @@
 `latest` updated last. A checkpoint whose checksums do not match is skipped for the previous one.
 
 A checkpoint holds only what training changes (trainable weights, optimizer, RNG states, the
-step and the loop's bookkeeping); data order and learning rate are pure functions of the step.
+step and the loop's bookkeeping, metrics so far in metrics.jsonl). There is no scheduler state to
+save: data order and learning rate are pure functions of the step (loop.step_examples,
+schedule.learning_rate_at), so a resumed run sees the same batches at the same rates.
+
+A failing write (disk full, folder gone) stops with a TrainingError naming the checkpoint; the
+partial folder is removed and `latest` still names the previous, intact checkpoint.
 """
 
 import hashlib
@@ -14,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from tunelab.errors import TrainingError
 from tunelab.progress import say
 from tunelab.runs import atomic_write_text
 
@@ -47,11 +53,25 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model, optimizer, loop_state: dict, keep: int) -> Path:
-    from safetensors.torch import save_file
-
     root = run_dir / "checkpoints"
     final = root / f"step-{step:07d}"
     partial = root / f".step-{step:07d}.partial"
+    try:
+        _write(partial, final, step, model, optimizer, loop_state)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        previous = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
+        kept = f"the last good checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        raise TrainingError(f"cannot write checkpoint {final.name} in {root}: {exc.strerror or exc}; {kept}",
+                            "free disk space or fix the folder's permissions, then `tunelab train --resume RUN_DIR`") from None
+    _prune(root, keep)
+    return final
+
+
+def _write(partial: Path, final: Path, step: int, model, optimizer, loop_state: dict) -> None:
+    """Files into `partial`, checksums last, then one rename; `latest` is updated after it."""
+    from safetensors.torch import save_file
+
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     save_file(trainable_state(model), str(partial / "trainable.safetensors"))
@@ -61,9 +81,7 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, loop_state: dict
     (partial / CHECKSUMS).write_text(json.dumps(sums))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
-    atomic_write_text(root / "latest", final.name)
-    _prune(root, keep)
-    return final
+    atomic_write_text(final.parent / "latest", final.name)
 
 
 def _prune(root: Path, keep: int) -> None:
