@@ -193,27 +193,29 @@ def test_concurrent_chats_and_jobs_in_order(server, finished_job):
 
 def test_schemathesis_finds_no_server_error(server):
     import schemathesis
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
     schema = schemathesis.openapi.from_url(server.base_url.removesuffix("/v1") + "/openapi.json",
                                            headers={"Authorization": "Bearer e2e-key"})
-    failures = []
+    failures, calls = [], []
     for operation in schema.get_all_operations():
         operation = operation.ok()
         if operation.path in ("/v1/chat/completions", "/v1/completions"):
             continue  # bodies with a real model id would only spend minutes generating; their errors are covered above
 
         @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @schemathesis.given(case=operation.as_strategy())
+        @given(case=operation.as_strategy())
         def check(case):
-            response = case.call(headers={"Authorization": "Bearer e2e-key"})
+            calls.append(case.path)
+            response = case.call(base_url=server.base_url.removesuffix("/v1"), headers={"Authorization": "Bearer e2e-key"})
             try:
                 case.validate_response(response, checks=(not_a_server_error,))
             except Exception as exc:  # noqa: BLE001
                 failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:400])
         check()
     assert not failures, failures
+    assert len(set(calls)) >= 10, sorted(set(calls))
 
 
 def test_sigkill_while_a_job_runs_then_restart(tmp_path):
