@@ -131,7 +131,6 @@ def test_impossible_exports_say_why_in_one_line(fixture, options, words, request
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.xfail(reason="engine.load_run: load_tokenizer refuses a bottleneck adapter folder (no config.json)", strict=False)
 def test_bottleneck_adapter_exports_unmerged_with_a_note(bottleneck_run, tmp_path, capsys):
     result = export(str(bottleneck_run), tmp_path / "out")
     assert not result.merged and "bottleneck_adapter.safetensors" in result.files

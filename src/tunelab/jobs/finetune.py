@@ -48,8 +48,13 @@ def prepare_data(config: RunConfig, run_dir: Path) -> Prepared:
     for path in inputs:
         if not path.exists():
             raise DataError(f"data file not found: {path}", "check the path given to --data")
-    prepare.prepare_dataset(inputs, run_dir / "data", config.data)
-    return read_prepared(run_dir / "data")
+    # Training on small data is the user's explicit choice: warn instead of refusing as `data prepare` does.
+    prepare.prepare_dataset(inputs, run_dir / "data", config.data.model_copy(update={"force": True}))
+    data = read_prepared(run_dir / "data")
+    usable = data.manifest.get("counts", {}).get("kept", 0)
+    if usable < prepare.TOO_SMALL_DATA and not config.data.force:
+        say(f"[yellow]warning:[/] only {usable} usable examples: expect overfitting and little real learning")
+    return data
 
 
 def default_method(task: str, model_name: str) -> str:

@@ -11,6 +11,8 @@ from tunelab.errors import ModelError
 from tunelab.models.bundled import DEFAULT_FOR_TASK, bundled_name, resolve_bundled
 
 ENCODER_DECODER = {"t5", "mt5", "bart", "mbart", "pegasus", "marian", "umt5", "longt5"}
+# Files that make a folder something tunelab can load from (a model, an adapter, or a tokenizer).
+MODEL_FOLDER_MARKERS = ("config.json", "adapter_config.json", "bottleneck_adapter.json", "tokenizer.json", "tokenizer_config.json")
 ENCODER_ONLY = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "xlm-roberta", "albert", "mpnet"}
 
 
@@ -26,7 +28,7 @@ def resolve_model_path(name: str) -> str:
         return str(resolve_bundled(name))
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+        if not any((path / marker).exists() for marker in MODEL_FOLDER_MARKERS):
             raise ModelError(f"{path} is not a model folder (no config.json)", "point --model at a Hugging Face model folder")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
