@@ -21,7 +21,7 @@ class DataConfig(BaseModel):
     redact_pii: bool = Field(False, description="Replace e-mail addresses and phone numbers with placeholders.")
     augment: int = Field(0, ge=0, le=10, description="Label-preserving variants added per train example (train split only).")
     force: bool = Field(False, description="Proceed even with fewer than 100 usable examples.")
-    demo_size: int = Field(400, ge=20, description="Number of generated examples for the built-in demo data.")
+    demo_size: int = Field(300, ge=20, description="Number of generated examples for the built-in demo data.")
     tokenizer: str | None = Field(None, description="Model whose tokenizer counts tokens (token_stats, max_tokens); default the bundled SmolLM2; 'whitespace' counts words.")
     min_tokens: int = Field(0, ge=0, description="Examples with fewer tokens are rejected (too_short).")
     unknown_keys: Literal["reject", "ignore"] = Field("reject", description="Records with keys the schema does not know: reject them, or ignore the extra keys.")

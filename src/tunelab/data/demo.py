@@ -9,20 +9,20 @@ import json
 import random
 from pathlib import Path
 
-SYSTEM = ('You triage customer-support tickets. Reply with only a JSON object with the keys '
-          '"category" (billing, shipping, technical, account or refund), "priority" (low, medium or high) '
-          'and "product".')
+SYSTEM = ('Triage the ticket. Reply with JSON: "category" (billing, shipping, technical, account, refund), '
+          '"priority" (low, medium, high), "product".')
 PRODUCTS = ["Aurora Router", "Nimbus Camera", "Pulse Watch", "Vertex Laptop", "Echo Speaker", "Drift Scooter", "Lumen Lamp"]
-PROBLEMS = {  # category: (share of tickets, problem phrasings)
-    "technical": (0.34, ["keeps restarting", "will not turn on", "stopped connecting to wifi", "shows an error code on start",
-                         "firmware update failed", "battery drains within an hour"]),
-    "billing": (0.24, ["was charged twice", "shows a charge I do not recognise", "invoice has the wrong amount",
-                       "card was billed after I cancelled"]),
-    "shipping": (0.2, ["has not arrived yet", "arrived with a broken box", "was delivered to the wrong address",
-                       "tracking has not updated in a week"]),
-    "account": (0.14, ["login keeps failing", "password reset email never comes", "account got locked",
-                       "profile shows someone else's name"]),
-    "refund": (0.08, ["refund has not come through", "return was accepted but no money back", "refund was only partial"]),
+PROBLEMS = {  # category: (share of tickets, problem clauses)
+    "technical": (0.34, ["it keeps restarting", "it will not turn on", "it stopped connecting to wifi",
+                         "it shows an error code on start", "the firmware update failed", "the battery drains within an hour"]),
+    "billing": (0.24, ["I was charged twice", "there is a charge I do not recognise", "the invoice has the wrong amount",
+                       "my card was billed after I cancelled"]),
+    "shipping": (0.2, ["the parcel has not arrived yet", "it arrived in a broken box", "it was delivered to the wrong address",
+                       "the tracking has not updated in a week"]),
+    "account": (0.14, ["my login keeps failing", "the password reset email never comes", "my account got locked",
+                       "my profile shows someone else's name"]),
+    "refund": (0.08, ["my refund has not come through", "the return was accepted but no money came back",
+                      "the refund was only partial"]),
 }
 URGENCY = {  # priority: phrasings that decide it
     "high": ["This is urgent, I need it fixed today.", "Please help ASAP, my business depends on it.", "URGENT: nothing works."],
@@ -32,11 +32,11 @@ URGENCY = {  # priority: phrasings that decide it
 OPENERS = ["Hi,", "Hello team,", "Dear support,", "Hey,", "Good morning,", ""]
 NAMES = ["Maria", "John", "Aisha", "Chen", "Lukas", "Priya", "Tom", "Sofia", "Omar", "Emma", "Kenji", "Fatima"]
 TEMPLATES = [
-    "{opener} my {product} {problem}. {urgency} Thanks, {name}",
-    "{opener} I ordered a {product} and it {problem}. {urgency}",
-    "{product}: {problem}. {urgency} - {name}",
-    "{opener} ticket from {name}. The {product} {problem}. {urgency}",
-    "{urgency} My {product} {problem}. Order number {order}.",
+    "{opener} about my {product}: {problem}. {urgency} Thanks, {name}",
+    "{opener} I ordered a {product} and {problem}. {urgency}",
+    "{product} - {problem}. {urgency} ({name})",
+    "{opener} {name} here. With the {product}, {problem}. {urgency}",
+    "{urgency} {product}, order {order}: {problem}.",
 ]
 
 
@@ -53,7 +53,7 @@ def ticket(rng: random.Random) -> dict:
                          {"role": "assistant", "content": answer}]}
 
 
-def write_demo_data(path: Path, size: int = 400, seed: int = 42) -> Path:
+def write_demo_data(path: Path, size: int = 300, seed: int = 42) -> Path:
     """Write `size` generated tickets as chat JSONL (the OpenAI fine-tuning format)."""
     rng = random.Random(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
