@@ -108,13 +108,22 @@ def latest_intact(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(folder: Path, model, optimizer) -> dict:
-    """Restore weights, optimizer and RNG; returns the loop state (step included)."""
+    """Restore weights, optimizer and RNG; returns the loop state (step included).
+
+    optimizer.pt is read with weights_only=True, so even a tampered checkpoint cannot run code."""
+    import pickle
+
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     device = next(model.parameters()).device
-    weights = load_file(str(folder / "trainable.safetensors"), device=str(device))
-    model.load_state_dict(weights, strict=False)
-    saved = torch.load(folder / "optimizer.pt", weights_only=True, map_location=device)
-    optimizer.load_state_dict(saved["optimizer"])
-    set_rng_state(saved["rng"])
-    return json.loads((folder / "state.json").read_text())
+    try:
+        weights = load_file(str(folder / "trainable.safetensors"), device=str(device))
+        model.load_state_dict(weights, strict=False)
+        saved = torch.load(folder / "optimizer.pt", weights_only=True, map_location=device)
+        optimizer.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        return json.loads((folder / "state.json").read_text())
+    except (OSError, pickle.UnpicklingError, SafetensorError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise TrainingError(f"cannot read checkpoint {folder.name} in {folder.parent}: {str(exc).splitlines()[0][:200]}",
+                            "delete that folder to resume from an earlier checkpoint, or start the run afresh") from None
