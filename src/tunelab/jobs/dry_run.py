@@ -5,6 +5,7 @@ Trained (unmasked) tokens are highlighted, so a masking bug is visible before an
 
 from rich.text import Text
 
+from tunelab.cost.estimate import estimate, settings_from_config
 from tunelab.progress import console
 from tunelab.training.batches import IGNORE
 
@@ -26,6 +27,10 @@ def show(config, run_dir, tokenizer, train_examples, settings, shown: int = 2) -
             console.print(render_example(tokenizer, example))
     console.print(f"{len(train_examples)} train examples, {total_tokens:,} tokens, {trained:,} trained; "
                   f"{settings.total_steps} optimizer steps of {settings.batch_size} examples")
-    return {"run_dir": str(run_dir), "status": "dry-run", "train_examples": len(train_examples), "train_tokens": total_tokens,
+    planned = estimate(**settings_from_config(config))
+    hours = planned.get("hours") or {}
+    console.print(f"estimate on {planned.get('gpu') or 'this device'}: {planned['per_device_memory_gb']} GB per device, "
+                  f"{hours.get('low', 0) * 3600:.0f}-{hours.get('high', 0) * 3600:.0f} s")
+    return {"estimate": planned, "run_dir": str(run_dir), "status": "dry-run", "train_examples": len(train_examples), "train_tokens": total_tokens,
             "trained_tokens": trained, "total_steps": settings.total_steps, "task": config.task, "method": config.method,
             "model": config.model.name}

@@ -268,6 +268,8 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
         weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
         save_trained(model, tokenizer, weights_dir, labels)
         evaluation = evaluate(config, run_dir, model, tokenizer, data, device) if config.eval.enabled else {}
+        evaluation["cost"] = planned_vs_actual(config, result, device, len(train_examples))
+        write_json(run_dir / "eval.json", evaluation)
     except BaseException:
         tracker.close("FAILED")
         raise
@@ -297,6 +299,25 @@ def config_params(config: RunConfig) -> dict:
             flat[prefix] = value
     walk("", config.model_dump(mode="json"))
     return flat
+
+
+def peak_memory_gb(device: str) -> float:
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+
+
+def planned_vs_actual(config: RunConfig, result, device: str, n_train: int) -> dict:
+    """The cost planner's estimate for the steps this run took, beside what the run measured."""
+    from tunelab.cost.estimate import actual_next_to_estimate, estimate, settings_from_config
+
+    epochs_run = min(config.train.epochs, result.steps * config.train.batch_size / max(n_train, 1))
+    planned = estimate(**{**settings_from_config(config), "epochs": epochs_run})
+    return actual_next_to_estimate(planned, result.seconds, round(peak_memory_gb(device), 3), result.tokens_seen)
 
 
 def load_teacher(config: RunConfig, device: str):

@@ -52,6 +52,7 @@ class LoopResult:
     stopped_early: bool
     trained_tokens: int
     seconds: float
+    tokens_seen: int = 0
     history: list[dict] = field(default_factory=list)
 
 
@@ -102,7 +103,7 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
     parallel = parallel or Parallel()
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
-    state = {"best_eval_loss": None, "bad_evals": 0, "trained_tokens": 0}
+    state = {"best_eval_loss": None, "bad_evals": 0, "trained_tokens": 0, "tokens_seen": 0}
     start_step = 0
     if resume_from:
         state = checkpoint.load_checkpoint(resume_from, model, optimizer)
@@ -144,6 +145,7 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
         optimizer.zero_grad(set_to_none=True)
         state["trained_tokens"] += int(step_targets)
         step_tokens = parallel.total(sum(non_padding_tokens(b) for b in passes) if share else 0)
+        state["tokens_seen"] += int(step_tokens)
         record = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "loss": step_loss / step_targets,
                   "learning_rate": lr, "grad_norm": grad_norm, "tokens_per_second": step_tokens / (time.time() - tick)}
         if (step + 1) % s.eval_steps == 0 or step + 1 == s.total_steps:
@@ -164,7 +166,7 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
         bare_model.load_state_dict(best_weights, strict=False)
     return LoopResult(step + 1 if s.total_steps > start_step else start_step, state["best_eval_loss"],
                       bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience),
-                      state["trained_tokens"], time.time() - began)
+                      state["trained_tokens"], time.time() - began, state["tokens_seen"])
 
 
 def _track_best(model, eval_loss, state: dict, best_weights, keep_weights: bool):
