@@ -16,6 +16,7 @@ from tunelab.errors import DataError
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a longer line is refused: it is almost surely not one record
 MAX_WHOLE_FILE_BYTES = 2 * 1024 ** 3  # JSON arrays are parsed whole; beyond this, ask for JSONL
+MAX_TABLE_BYTES = 2 * 1024 ** 3  # decompressed size of a Parquet file or saved dataset: a small file can hide a bomb
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -231,12 +232,33 @@ def _read_parquet(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
 
     try:
         parquet = pq.ParquetFile(path)
+        meta = parquet.metadata
+        unpacked = sum(meta.row_group(i).column(j).total_uncompressed_size
+                       for i in range(meta.num_row_groups) for j in range(meta.num_columns))
     except (pyarrow.ArrowException, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:160]})", "re-export it, or convert it to JSONL") from None
+    _check_table_size(path, unpacked, meta.num_rows, "Parquet file")
     try:
-        yield from _table_rows(str(path), (batch.to_pylist() for batch in parquet.iter_batches(batch_size=4096)))
+        yield from _table_rows(str(path), (batch.to_pylist() for batch in
+                                           parquet.iter_batches(batch_size=_batch_rows(unpacked, meta.num_rows))))
     except (pyarrow.ArrowException, OSError) as exc:
         raise DataError(f"{path}: Parquet file is damaged ({str(exc)[:160]})", "re-export it, or convert it to JSONL") from None
+
+
+def _check_table_size(path: Path, unpacked: int, rows: int, kind: str) -> None:
+    """Refuse tables whose decompressed data would not fit: what a zip bomb in Parquet looks like."""
+    if unpacked > MAX_TABLE_BYTES:
+        raise DataError(f"{path}: {kind} decompresses to {unpacked / 2**20:,.0f} MB, over the {MAX_TABLE_BYTES / 2**20:,.0f} MB limit",
+                        "split it into smaller files, or convert it to JSONL")
+    if rows == 1 and unpacked > MAX_LINE_BYTES:
+        raise DataError(f"{path}: one {kind} row of {unpacked / 2**20:,.0f} MB, over the {MAX_LINE_BYTES // 2**20} MB record limit",
+                        "split it into records")
+
+
+def _batch_rows(unpacked: int, rows: int) -> int:
+    """Rows per batch so that one decompressed batch stays near MAX_LINE_BYTES."""
+    per_row = unpacked / max(rows, 1)
+    return max(1, min(4096, int(MAX_LINE_BYTES // max(per_row, 1))))
 
 
 def _read_hf_dataset(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
@@ -247,6 +269,7 @@ def _read_hf_dataset(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
     except Exception as exc:  # datasets raises many types for a broken folder
         raise DataError(f"{path}: cannot load the Hugging Face dataset ({str(exc)[:160]})", "save it again with `save_to_disk`") from None
     parts = [loaded[name] for name in sorted(loaded)] if isinstance(loaded, datasets.DatasetDict) else [loaded]
+    _check_table_size(path, sum(part.data.nbytes for part in parts), sum(len(part) for part in parts), "dataset")
     yield from _table_rows(str(path), (part.select(range(i, min(i + 4096, len(part)))).to_list()
                                        for part in parts for i in range(0, len(part), 4096)))
 
