@@ -41,11 +41,13 @@ def stream_text(pool, target, prompt: str, max_new_tokens: int, temperature: flo
             if "streamer" in holder:
                 holder["streamer"].end()
 
-    threading.Thread(target=work, daemon=True).start()
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
     ready_event.wait()
     if "streamer" not in holder:
         raise holder["error"]
     yield from _until_stop(holder["streamer"], stop)
+    worker.join()  # the streamer ends before generate returns the token count
     counts.update(prompt_tokens=holder["prompt_tokens"], completion_tokens=holder.get("completion_tokens", 0))
     counts["finish_reason"] = "length" if counts["completion_tokens"] >= max_new_tokens else "stop"
 
