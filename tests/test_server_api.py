@@ -56,6 +56,10 @@ def test_malformed_upload_is_refused_with_the_reason(served):
     assert "invalid_json" in error["message"] and error["param"] == "file"
     assert_openai_error(upload(client, b'{"messages": []}\n'), 400, "invalid_file_format")
     assert_openai_error(upload(client, chat_lines(500)), 413, "file_too_large")
+    error = assert_openai_error(upload(client, b"text\tlabel\nhello\tgreeting\n", "labels.tsv"), 400, "invalid_file_format")
+    assert "classification records cannot fine-tune a chat model" in error["message"]
+    error = assert_openai_error(upload(client, b"PAR1 not parquet", "x.parquet"), 400, "invalid_file_format")
+    assert str(service.config.home) not in error["message"] and "x.parquet" in error["message"]
     assert_openai_error(client.post("/v1/files", headers=AUTH, files={"file": ("a.jsonl", chat_lines(2))},
                                     data={"purpose": "batch"}), 400)
     assert client.get("/v1/files", headers=AUTH).json()["data"] == []

@@ -77,6 +77,8 @@ def add_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError):
         problems = exc.errors()
         first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            return error_response(400, "Invalid request: the body is not valid JSON.", None, "invalid_json")
         param = ".".join(str(p) for p in first["loc"][1:]) or None
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in problems[:3])
         return error_response(400, f"Invalid request: {message}", param, "invalid_request")

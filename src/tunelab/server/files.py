@@ -13,6 +13,7 @@ from tunelab.server.store import new_id, now
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 SUFFIXES = {".jsonl", ".json", ".csv", ".tsv", ".parquet"}
+GENERATIVE_SCHEMAS = {"chat", "sharegpt", "alpaca", "completion", "text"}
 CHUNK = 1 << 20
 
 
@@ -29,8 +30,8 @@ def safe_suffix(filename: str | None) -> str:
     return suffix if suffix in SUFFIXES else ".jsonl"
 
 
-def check_upload(path: Path) -> None:
-    """Refuse a file the trainer could not use: any rejected record, or no usable one."""
+def check_upload(path: Path, shown_name: str) -> None:
+    """Refuse a file the trainer could not use: any rejected record, no usable one, or a non-generative schema."""
     from tunelab.data.config import DataConfig
     from tunelab.data.validate import validate_files
     from tunelab.errors import TunelabError
@@ -38,12 +39,16 @@ def check_upload(path: Path) -> None:
     try:
         report = validate_files([path], DataConfig())
     except TunelabError as exc:
-        raise ApiError(400, f"Invalid file: {exc.message}", "file", "invalid_file_format") from None
+        raise ApiError(400, f"Invalid file: {exc.message.replace(str(path), shown_name)}", "file", "invalid_file_format") from None
     if report["usable"] == 0 or report["rejected"]:
         reasons = "; ".join(report["summary"][:3]) or "the file holds no records"
         where = reasons.replace(f"{path.name}:", "line ")
         raise ApiError(400, f"Invalid file format: {report['rejected']} of {report['input']} records unusable ({where})",
                        "file", "invalid_file_format")
+    schema = report["files"][0]["schema"]
+    if schema not in GENERATIVE_SCHEMAS:
+        raise ApiError(400, f"Invalid file format: {schema} records cannot fine-tune a chat model; give chat (messages), "
+                            "instruction or prompt/completion records", "file", "invalid_file_format")
 
 
 async def save_upload(upload: UploadFile, target: Path, limit: int) -> int:
@@ -72,7 +77,7 @@ async def create_file(request: Request, file: UploadFile = File(...), purpose: L
     partial = incoming / stored_name
     try:
         size = await save_upload(file, partial, service.config.max_upload_bytes)
-        await _run_sync(check_upload, partial)
+        await _run_sync(check_upload, partial, Path((file.filename or "upload").replace("\\", "/")).name)
         os.replace(partial, service.config.files_dir / stored_name)
     finally:
         partial.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 
 class ErrorDetail(BaseModel):
@@ -48,9 +48,9 @@ Auto = Literal["auto"]
 class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n_epochs: Auto | int | None = Field(None, description="Passes over the training file; auto = 3.")
-    batch_size: Auto | int | None = Field(None, description="Examples per optimizer step; auto = 8 (capped by the data).")
-    learning_rate_multiplier: Auto | float | None = Field(None, description="Times the method's default rate (2e-4 for LoRA).")
+    n_epochs: Auto | StrictInt | None = Field(None, description="Passes over the training file; auto = 3.")
+    batch_size: Auto | StrictInt | None = Field(None, description="Examples per optimizer step; auto = 8.")
+    learning_rate_multiplier: Auto | StrictInt | StrictFloat | None = Field(None, description="Times the method's default rate (2e-4 for LoRA).")
 
 
 class SupervisedMethod(BaseModel):
