@@ -76,6 +76,17 @@ class ServeProcess:
                 self.kill()
 
 
+def runner_alive(job_dir: Path) -> bool:
+    pid_file = job_dir / "runner.pid"
+    if not pid_file.exists():
+        return False
+    status = Path(f"/proc/{int(pid_file.read_text())}/status")
+    try:
+        return "zombie" not in status.read_text()
+    except OSError:
+        return False
+
+
 def wait_for_job(client, job_id: str, timeout: float = 900, until=("succeeded", "failed", "cancelled")):
     deadline = time.time() + timeout
     job = client.fine_tuning.jobs.retrieve(job_id)
@@ -150,6 +161,20 @@ def test_cancel_a_second_job(server, finished_job):
     with pytest.raises(openai.ConflictError):
         client.fine_tuning.jobs.cancel(job.id)
 
+
+def test_pause_and_resume(server, finished_job):
+    client = server.client()
+    job = client.fine_tuning.jobs.create(model="tiny", training_file=finished_job.training_file, hyperparameters={"batch_size": 4})
+    assert wait_for_job(client, job.id, 300, until=("running", "succeeded", "failed")).status == "running"
+    paused = client.fine_tuning.jobs.pause(job.id)
+    assert paused.status == "paused"
+    time.sleep(3)
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "paused" and not runner_alive(server.home / "jobs" / job.id)
+    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+    ended = wait_for_job(client, job.id)
+    assert ended.status == "succeeded", ended
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
+    assert any("resuming from the last checkpoint" in m for m in messages), messages
 
 def test_bad_input_errors(server):
     client = server.client()
@@ -228,10 +253,10 @@ def test_sigkill_while_a_job_runs_then_restart(tmp_path):
         while time.time() < deadline and not any(e.message.startswith("Step 2/") for e in client.fine_tuning.jobs.list_events(job.id).data):
             time.sleep(1)
         assert client.fine_tuning.jobs.retrieve(job.id).status == "running"
-        runner_pid = int((served.home / "jobs" / job.id / "runner.pid").read_text())
+        assert runner_alive(served.home / "jobs" / job.id)
         served.kill()
         time.sleep(2)
-        assert not Path(f"/proc/{runner_pid}").exists() or "zombie" in Path(f"/proc/{runner_pid}/status").read_text()
+        assert not runner_alive(served.home / "jobs" / job.id)  # the training child died with the service
         served.start()
         client = served.client()
         ended = wait_for_job(client, job.id)
