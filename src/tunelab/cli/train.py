@@ -10,6 +10,8 @@ import typer
 
 from tunelab.errors import ConfigError
 
+DEMO_CONFIG = Path(__file__).parents[1] / "demo.yaml"  # what a bare `tunelab train` runs
+
 
 def overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets) -> dict:
     """Command-line flags as dotted config keys; --set key.path=value for everything else."""
@@ -60,6 +62,8 @@ def train(
     if (num_processes > 1 or num_machines > 1) and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(launch(num_processes, num_machines, machine_rank, main_process_ip, main_process_port, strategy, out))
     progress.set_quiet(False)
+    if config_file is None and not data and resume is None:
+        config_file = DEMO_CONFIG
     overrides = overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets)
     overrides.update({"model.allow_pickle": allow_pickle or None, "model.trust_remote_code": trust_remote_code or None})
     config = load_config(config_file, overrides)
