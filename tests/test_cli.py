@@ -118,3 +118,9 @@ def test_dry_run_shows_trained_tokens_and_estimate(chat_file, tmp_path):
     assert summary["status"] == "dry-run" and 0 < summary["trained_tokens"] < summary["train_tokens"]
     assert summary["estimate"]["per_device_memory_gb"] > 0
     assert not (tmp_path / "d" / "adapter").exists()
+
+
+def test_config_reference_is_up_to_date():
+    script = Path(__file__).parents[1] / "scripts" / "config_reference.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, "docs/config-reference.md is stale: run python scripts/config_reference.py"
