@@ -100,8 +100,9 @@ def nothing_to_learn(examples: list, task: str) -> list[int]:
     return [i for i, e in enumerate(examples) if all(label == IGNORE for label in e.labels[1:])]
 
 
-def loop_settings(config: RunConfig, n_train: int, pad_id: int):
+def loop_settings(config: RunConfig, n_train: int, pad_id: int, device: str = "cpu"):
     from tunelab.training.loop import LoopSettings
+    from tunelab.training.precision import resolve_precision
 
     t = config.train
     steps_per_epoch = math.ceil(n_train / t.batch_size)
@@ -116,7 +117,8 @@ def loop_settings(config: RunConfig, n_train: int, pad_id: int):
                         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, seed=t.seed,
                         eval_steps=t.eval_steps or steps_per_epoch, logging_steps=t.logging_steps, save_steps=t.save_steps,
                         save_total_limit=t.save_total_limit, early_stopping_patience=t.early_stopping_patience, pad_id=pad_id,
-                        distill_temperature=config.distill.temperature, distill_alpha=config.distill.alpha)
+                        distill_temperature=config.distill.temperature, distill_alpha=config.distill.alpha,
+                        precision=resolve_precision(t.precision, device), device=device, neftune_alpha=t.neftune_alpha)
 
 
 def load_tokenizer_for(config: RunConfig):
@@ -207,7 +209,9 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
     train_examples = encode_split(data.train, tokenizer, config, labels, "train")
     validation_examples = encode_split(data.validation, tokenizer, config, labels, "validation")
     warn_nothing_to_learn(train_examples, config.task)
-    settings = loop_settings(config, len(train_examples), tokenizer.pad_token_id or 0)
+    train_examples += replay_examples(config, tokenizer, len(train_examples), run_dir)
+    settings = loop_settings(config, len(train_examples), tokenizer.pad_token_id or 0,
+                             str(parallel.accelerator.device) if parallel.world > 1 else device_name())
     if dry_run:
         from tunelab.jobs.dry_run import show
 
@@ -231,6 +235,26 @@ def read_prepared(folder: Path) -> Prepared:
     if not data.train:
         raise DataError(f"the train split in {folder} is empty", "give more examples or change data.split")
     return Prepared(data.train, data.validation, data.test, data.manifest, data.task, folder)
+
+
+def replay_examples(config: RunConfig, tokenizer, n_train: int, run_dir: Path) -> list:
+    """General examples mixed into training (replay_fraction of the result) against catastrophic forgetting."""
+    import random
+
+    fraction = config.train.replay_fraction
+    if not fraction:
+        return []
+    if config.task != "causal-lm" or not config.train.replay_data:
+        raise ConfigError("train.replay_fraction needs train.replay_data (general text or chat examples) and task causal-lm",
+                          "set train.replay_data to a file or prepared folder, or replay_fraction to 0")
+    replay_config = config.model_copy(update={"data": config.data.model_copy(update={"path": [config.train.replay_data]})})
+    replay = prepare_data(replay_config, run_dir / "replay")
+    records = replay.train + replay.validation + replay.test
+    wanted = round(fraction / (1 - fraction) * n_train)
+    chosen = random.Random(config.train.seed).choices(records, k=wanted)
+    say(f"replay: mixing {wanted} general examples into {n_train} train examples ({fraction:.0%})")
+    return encode_split(chosen, tokenizer, config.model_copy(update={"train": config.train.model_copy(update={"loss_on": "all"})}),
+                        None, "replay")
 
 
 def warn_nothing_to_learn(examples: list, task: str) -> None:

@@ -69,7 +69,12 @@ def build_model(config, task: str, model_name: str, labels: list[str] | None, de
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.train.gradient_checkpointing)
     else:
         model.to(device)
-    return apply_method(model, config, task, model_name)
+    model = apply_method(model, config, task, model_name)
+    if config.train.gradient_checkpointing and method != "qlora":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()  # frozen embeddings: recomputed blocks still need an input with grad
+    return model
 
 
 def apply_method(model, config, task: str, model_name: str):

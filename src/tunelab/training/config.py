@@ -30,5 +30,6 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 on GPUs that have it, fp32 on CPU (measured faster here).")
     packing: bool = Field(True, description="Pack short examples into padding-free rows (causal-lm).")
     loss_on: Literal["assistant", "all"] = Field("assistant", description="Which tokens carry the loss for chat data.")
-    replay_fraction: float = Field(0.0, ge=0, lt=1, description="Share of general replay text mixed into training to limit forgetting.")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="Share of general replay data mixed into the train split to limit forgetting (needs replay_data).")
+    replay_data: str | None = Field(None, description="File or prepared folder of general examples (text or chat) to replay.")
     tokens_per_batch: int = Field(4096, ge=64, description="Token budget of one packed micro-batch.")

@@ -6,7 +6,7 @@ checkpoint continues exactly as the uninterrupted run would have.
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from tunelab.training import checkpoint
 from tunelab.training.distributed import Parallel
 from tunelab.training.batches import Example, micro_batches, non_padding_tokens, trained_tokens
 from tunelab.training.losses import distill_loss, pass_loss
+from tunelab.training.precision import add_neftune, autocast, loss_scaler
 from tunelab.training.schedule import learning_rate_at
 
 
@@ -43,6 +44,9 @@ class LoopSettings:
     pad_id: int
     distill_temperature: float = 2.0
     distill_alpha: float = 0.5
+    precision: str = "fp32"
+    device: str = "cpu"
+    neftune_alpha: float | None = None
 
 
 @dataclass
@@ -53,7 +57,6 @@ class LoopResult:
     trained_tokens: int
     seconds: float
     tokens_seen: int = 0
-    history: list[dict] = field(default_factory=list)
 
 
 def step_examples(examples: list[Example], step: int, batch_size: int, seed: int) -> list[Example]:
@@ -96,6 +99,33 @@ def evaluation_loss(model, examples: list[Example], s: LoopSettings, class_weigh
     return total / max(count, 1)
 
 
+def forward_backward(model, passes: list[dict], s: LoopSettings, *, scale: float, step_targets: float, scaler,
+                     class_weights=None, teacher=None) -> float:
+    """Accumulate the gradients of one optimizer step; returns this rank's summed loss."""
+    step_loss = 0.0
+    for batch in passes:
+        with autocast(s.precision, s.device):
+            loss = (distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha) if teacher is not None
+                    else pass_loss(model, batch, s.task, class_weights))
+        scaler.scale(loss * scale / step_targets).backward()
+        step_loss += float(loss.detach()) if scale else 0.0
+    return step_loss
+
+
+def shrink_after_oom(s: LoopSettings, optimizer, step: int) -> LoopSettings:
+    """Out of GPU memory: halve the micro-batch (more accumulation, same effective batch) and retry."""
+    optimizer.zero_grad(set_to_none=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if s.micro_batch_size == 1 and s.token_budget <= 256:
+        raise TrainingError(f"out of memory at step {step + 1} even with one example per pass",
+                            "use a smaller model, LoRA/QLoRA, gradient checkpointing or a shorter model.max_length")
+    smaller = replace(s, micro_batch_size=max(1, s.micro_batch_size // 2), token_budget=max(256, s.token_budget // 2))
+    say(f"[yellow]out of memory at step {step + 1}:[/] micro-batch {s.micro_batch_size} -> {smaller.micro_batch_size}, "
+        f"packed row {s.token_budget} -> {smaller.token_budget} tokens; gradient accumulation keeps the batch at {s.batch_size}")
+    return smaller
+
+
 def train_loop(model, train: list[Example], validation: list[Example], s: LoopSettings, *, run_dir: Path,
                log: MetricsLog, class_weights=None, teacher=None, resume_from: Path | None = None,
                on_eval=None, parallel: Parallel | None = None) -> LoopResult:
@@ -113,11 +143,13 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
     else:
         torch.manual_seed(s.seed)
     best_weights, steps_per_epoch, began = None, math.ceil(len(train) / s.batch_size), time.time()
-    bare_model = model
+    bare_model, scaler = model, loss_scaler(s.precision, s.device)
+    noise = add_neftune(bare_model, s.neftune_alpha) if s.neftune_alpha else None
     model, optimizer = parallel.wrap(model, optimizer)
     model.train()
     progress = _progress(s.total_steps, start_step)
-    for step in range(start_step, s.total_steps):
+    step = start_step
+    while step < s.total_steps:
         tick = time.time()
         examples = step_examples(train, step, s.batch_size, s.seed)
         share = parallel.shard(examples)
@@ -126,47 +158,51 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
         step_targets = parallel.total(sum(trained_tokens(b) for b in passes) if share else 0)
         if step_targets == 0:  # nothing to learn in this step: never feed the optimizer a zero batch
             say(f"[yellow]warning:[/] step {step + 1} has no trained tokens; skipped")
+            step += 1
             continue
         lr = learning_rate_at(step, peak=s.learning_rate, total_steps=s.total_steps, warmup_steps=s.warmup_steps, schedule=s.scheduler)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        step_loss = 0.0
-        for batch in passes:
-            loss = (distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha) if teacher is not None
-                    else pass_loss(model, batch, s.task, class_weights))
-            (loss * scale / step_targets).backward()
-            step_loss += float(loss.detach()) if share else 0.0
-        step_loss = parallel.total(step_loss)
+        try:
+            step_loss = parallel.total(forward_backward(model, passes, s, scale=scale, step_targets=step_targets,
+                                                        scaler=scaler, class_weights=class_weights, teacher=teacher))
+        except torch.OutOfMemoryError:
+            s = shrink_after_oom(s, optimizer, step)
+            continue
         if not math.isfinite(step_loss):
             raise TrainingError(f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
                                 "lower the learning rate or check the data for empty or extreme examples")
+        scaler.unscale_(optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm))
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
         state["trained_tokens"] += int(step_targets)
         step_tokens = parallel.total(sum(non_padding_tokens(b) for b in passes) if share else 0)
         state["tokens_seen"] += int(step_tokens)
-        record = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "loss": step_loss / step_targets,
+        step += 1
+        record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": step_loss / step_targets,
                   "learning_rate": lr, "grad_norm": grad_norm, "tokens_per_second": step_tokens / (time.time() - tick)}
-        if (step + 1) % s.eval_steps == 0 or step + 1 == s.total_steps:
+        if step % s.eval_steps == 0 or step == s.total_steps:
             record["eval_loss"] = evaluation_loss(model, validation, s, class_weights) if validation else None
             best_weights = _track_best(bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience))
         if parallel.is_main:
-            if (step + 1) % s.logging_steps == 0 or "eval_loss" in record:
+            if step % s.logging_steps == 0 or "eval_loss" in record:
                 log.append(record)
-            progress(step + 1, record)
-            if s.save_steps and (step + 1) % s.save_steps == 0:
-                checkpoint.save_checkpoint(run_dir, step + 1, bare_model, optimizer, state, s.save_total_limit)
+            progress(step, record)
+            if s.save_steps and step % s.save_steps == 0:
+                checkpoint.save_checkpoint(run_dir, step, bare_model, optimizer, state, s.save_total_limit)
             if on_eval and "eval_loss" in record:  # after logging, so a pruned trial keeps its last record
-                on_eval(step + 1, record)
+                on_eval(step, record)
         if s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience:
-            say(f"early stopping at step {step + 1}: no validation improvement in {state['bad_evals']} evaluations")
+            say(f"early stopping at step {step}: no validation improvement in {state['bad_evals']} evaluations")
             break
+    if noise:
+        noise.remove()
     if best_weights is not None and s.early_stopping_patience:
         bare_model.load_state_dict(best_weights, strict=False)
-    return LoopResult(step + 1 if s.total_steps > start_step else start_step, state["best_eval_loss"],
-                      bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience),
-                      state["trained_tokens"], time.time() - began, state["tokens_seen"])
+    stopped_early = bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience)
+    return LoopResult(step, state["best_eval_loss"], stopped_early, state["trained_tokens"], time.time() - began, state["tokens_seen"])
 
 
 def _track_best(model, eval_loss, state: dict, best_weights, keep_weights: bool):
