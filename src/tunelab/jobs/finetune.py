@@ -186,9 +186,11 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
     """Fine-tune, evaluate against the base model, and record everything in the run folder.
 
     `on_eval(step, record)` is called at each evaluation step (a sweep reports to Optuna and may prune there)."""
-    if config.backend == "openai":  # OpenAI's fine-tuning API (or a `tunelab serve`) instead of the local loop
+    backend = load_config(resume / "config.yaml").backend if resume and (resume / "config.yaml").exists() else config.backend
+    if backend == "openai":  # OpenAI's fine-tuning API (or a `tunelab serve`) instead of the local loop
         from tunelab.jobs import openai_backend
-        return openai_backend.run(config, resume=resume, dry_run=dry_run)
+
+        return openai_backend.run(config.model_copy(update={"backend": "openai"}), resume=resume, dry_run=dry_run)
     import torch
 
     from tunelab.methods.registry import check_hardware
