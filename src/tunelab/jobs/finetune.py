@@ -49,7 +49,9 @@ def prepare_data(config: RunConfig, run_dir: Path) -> Prepared:
         if not path.exists():
             raise DataError(f"data file not found: {path}", "check the path given to --data")
     # Training on small data is the user's explicit choice: warn instead of refusing as `data prepare` does.
-    prepare.prepare_dataset(inputs, run_dir / "data", config.data.model_copy(update={"force": True}))
+    # Token statistics use the model that will train, when one is named.
+    data_config = config.data.model_copy(update={"force": True, "tokenizer": config.data.tokenizer or config.model.name})
+    prepare.prepare_dataset(inputs, run_dir / "data", data_config)
     data = read_prepared(run_dir / "data")
     usable = data.manifest.get("counts", {}).get("kept", 0)
     if usable < prepare.TOO_SMALL_DATA and not config.data.force:
