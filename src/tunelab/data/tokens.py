@@ -1,7 +1,7 @@
 """Token counts for length filters and token_stats, with the named model's tokenizer.
 
-When no tokenizer can be had (no model package yet, or a test that wants speed) counts fall back
-to whitespace words, and the manifest says so; `load_counter` is the one place that decides.
+`data.tokenizer: whitespace` counts words instead (fast, for tests and huge files), and the
+manifest says which counter was used; `load_counter` is the one place that decides.
 """
 
 from dataclasses import dataclass
@@ -38,10 +38,8 @@ def load_counter(model: str | None, tokenizer=None) -> TokenCounter:
         return TokenCounter(getattr(tokenizer, "name_or_path", "") or "tokenizer", tokenizer)
     if model == "whitespace":
         return TokenCounter("whitespace")
-    try:
-        from tunelab.models.loading import load_tokenizer
-    except ImportError:
-        return TokenCounter("whitespace")
+    from tunelab.models.loading import load_tokenizer
+
     name = model or "smollm2-135m-instruct"
     return TokenCounter(name, load_tokenizer(name))
 
