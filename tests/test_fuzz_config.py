@@ -144,3 +144,12 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path):
     path.write_text("train: " + "[" * 20000 + "]" * 20000 + "\n")
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+@pytest.mark.xfail(strict=True, reason="config.apply_override replaces a non-mapping section ('train: 3') with {} when a flag "
+                                       "sets a key in it, so the bad value is silently dropped (reported to the lead)")
+def test_a_flag_does_not_hide_a_bad_section(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="'train'"):
+        load_config(path, {"train.max_steps": 1})

@@ -76,6 +76,6 @@ def test_service_upload_check_gives_400_or_accepts(tmp_path, data, suffix):
     path = tmp_path / f"upload{suffix}"
     path.write_bytes(data)
     try:
-        check_upload(path)
+        check_upload(path, path.name)
     except ApiError as exc:
         assert exc.status == 400 and exc.message.startswith("Invalid file")
