@@ -151,3 +151,17 @@ def test_distillation_from_a_teacher(tmp_path):
     model, _, result = train_briefly(config, CHAT, tmp_path, teacher=teacher)
     losses = [r["loss"] for r in MetricsLog(tmp_path / "m.jsonl").read()]
     assert result.steps == 3 and all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning"])
+def test_virtual_token_methods_evaluate_end_to_end(method, tmp_path):
+    """Prompt tuning prepends virtual positions to the logits: evaluation must line them up too."""
+    from tunelab.jobs import finetune
+
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in CHAT * 4))
+    summary = finetune.run(load_config(None, {"model.name": str(tiny_llama()), "method": method, "data.path": [str(data)],
+                                              "out": str(tmp_path / "run"), "train.max_steps": 2, "eval.probes": False,
+                                              "tracking.enabled": False, "data.near_dup_threshold": 1.0}))
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert summary["status"] == "succeeded" and evaluation["tuned"]["eval_loss"] > 0

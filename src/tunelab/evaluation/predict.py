@@ -102,7 +102,7 @@ def language_model_stats(model, tokenizer, records: list[dict], task: str, batch
         if lm_task == "seq2seq":
             inputs["labels"] = targets
         with torch.no_grad():
-            logits = model(**inputs).logits.float()
+            logits = model(**inputs).logits.float()[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens
         mask = targets != IGNORE
         safe = targets.masked_fill(~mask, 0)
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), safe, reduction="none")
