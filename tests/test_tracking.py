@@ -179,3 +179,20 @@ def test_default_store_is_sqlite_in_tunelab_home(tunelab_home, tmp_path, monkeyp
     run_id = log_fake_run(tmp_path / "r", paths.tracking_uri(), 1e-4)
     assert (tunelab_home / "mlflow.db").exists()
     assert client_for(paths.tracking_uri()).get_run(run_id).info.artifact_uri.startswith((tunelab_home / "mlartifacts").as_uri())
+
+
+def test_tensorboard_sink_writes_event_files(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tunelab.tracking.tensorboard import TensorBoardTracker
+
+    tracker = TensorBoardTracker(tmp_path / "tb")
+    tracker.log_params({"train.epochs": 3})
+    for step in (1, 2):
+        tracker.log_step({"step": step, "loss": 1.0 / step, "learning_rate": 1e-4, "eval_loss": None})
+    tracker.log_result({"steps": 2}, {"tuned": {"accuracy": 0.9}, "base": {"accuracy": 0.5}}, tmp_path)
+    tracker.close("FINISHED")
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("train/loss")] == [1.0, 0.5]
+    assert events.Scalars("eval_tuned/accuracy")[0].value == pytest.approx(0.9)

@@ -1,7 +1,7 @@
 """Experiment tracking behind a small protocol; metrics.jsonl in the run folder is always written.
 
-`open_tracker` returns the MLflow tracker when tracking is enabled, else a tracker that does
-nothing. Tracking never breaks training: a store that fails is reported once and skipped.
+`open_tracker` returns the enabled sinks (MLflow, TensorBoard event files) behind one tracker,
+else a tracker that does nothing. Tracking never breaks training: a store that fails is reported once and skipped.
 """
 
 from pathlib import Path
@@ -29,9 +29,37 @@ class NoTracker:
         pass
 
 
-def open_tracker(config, run_dir: Path, manifest: dict) -> Tracker:
-    if not config.tracking.enabled:
-        return NoTracker()
-    from tunelab.tracking.mlflow_tracker import MLflowTracker
+class Trackers:
+    """Several sinks behind one tracker (MLflow and TensorBoard)."""
 
-    return MLflowTracker.start(config, run_dir, manifest)
+    def __init__(self, sinks: list):
+        self.sinks = sinks
+
+    def log_params(self, params: dict) -> None:
+        for sink in self.sinks:
+            sink.log_params(params)
+
+    def log_step(self, record: dict) -> None:
+        for sink in self.sinks:
+            sink.log_step(record)
+
+    def log_result(self, summary: dict, evaluation: dict, run_dir: Path) -> None:
+        for sink in self.sinks:
+            sink.log_result(summary, evaluation, run_dir)
+
+    def close(self, status: str) -> None:
+        for sink in self.sinks:
+            sink.close(status)
+
+
+def open_tracker(config, run_dir: Path, manifest: dict) -> Tracker:
+    sinks = []
+    if config.tracking.enabled:
+        from tunelab.tracking.mlflow_tracker import MLflowTracker
+
+        sinks.append(MLflowTracker.start(config, run_dir, manifest))
+    if config.tracking.tensorboard:
+        from tunelab.tracking.tensorboard import TensorBoardTracker
+
+        sinks.append(TensorBoardTracker(run_dir / "tensorboard"))
+    return Trackers(sinks) if sinks else NoTracker()
