@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = next((p for p in (ROOT.parent / "shared" / "data", ROOT / "shared" / "data") if p.is_dir()), ROOT.parent / "shared" / "data")
 VARIANTS = ("tunelab", "trl", "trl-best")
 BATCH = 8
 SHAPES = {  # the real configurations' shapes; random weights (speed does not depend on their values)
@@ -89,15 +89,15 @@ def fitting_rows(tokenizer, count: int, max_length: int) -> list[dict]:
 
 # ---------------------------------------------------------------- model
 
-def load_base(shape: str, device: str, dtype, attention: str = "sdpa"):
-    """The bundled SmolLM2 (real weights) or a random-init model of a real shape, seeded."""
+def load_base(shape: str, device: str, dtype, attention: str = "sdpa", tokenizer_folder: str | None = None):
+    """The bundled SmolLM2 (real weights) or a random-init model of a real shape, seeded; SmolLM2's tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     from tunelab.models.bundled import resolve_bundled
     from tunelab.training.batches import ensure_chat_template
 
-    folder = resolve_bundled("smollm2")
+    folder = resolve_bundled("smollm2") if shape == "bundled" or not tokenizer_folder else tokenizer_folder
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ensure_chat_template(tokenizer)
     if tokenizer.pad_token is None:
@@ -286,7 +286,7 @@ def worker(args) -> dict:
     device = args.device
     dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32  # tunelab's auto dtype
     attn = "flash_attention_2" if args.worker == "trl-best" and device == "cuda" and _importable("flash_attn") else "sdpa"
-    model, tokenizer = load_base(args.shape, device, dtype, attn)
+    model, tokenizer = load_base(args.shape, device, dtype, attn, args.tokenizer)
     rows = fitting_rows(tokenizer, args.steps * BATCH, args.max_length)
     out = Path(tempfile.mkdtemp(prefix=f"throughput-{args.worker}-"))
     if args.worker == "tunelab":
@@ -305,6 +305,7 @@ def child(args, variant: str) -> dict:
     command = [sys.executable, __file__, "--worker", variant, "--device", args.device, "--shape", args.shape,
                "--method", args.method, "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--max-length", str(args.max_length), "--learning-rate", str(args.learning_rate)]
+    command += ["--tokenizer", args.tokenizer] if args.tokenizer else []
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -344,6 +345,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=None, help="default: tunelab's (2e-4 LoRA, 2e-5 full)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--tokenizer", help="a folder with SmolLM2's tokenizer, for random-weight shapes where the bundled "
+                                            "package is not installed (default: the bundled one)")
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--peak-only", action="store_true", help=argparse.SUPPRESS)
