@@ -24,7 +24,7 @@ demo: setup
 	$(VENV)/bin/tunelab train
 
 test: setup
-	$(PY) -m pytest -q -x --timeout=1200
+	$(PY) -m pytest -q --timeout=1200 --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
