@@ -127,8 +127,6 @@ def alias_bomb(levels: int) -> str:
     return "train:\n  class_weights:\n" + "\n".join("  " + line for line in lines) + "\n"
 
 
-@pytest.mark.xfail(strict=True, reason="config._describe quotes the whole input: bound it (reprlib) and refuse YAML aliases "
-                                       "(reported to the lead; remove this marker once fixed)")
 def test_yaml_alias_bomb_is_refused_briefly(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text(alias_bomb(5))  # 59,049 leaves; nine levels would be 387 million
@@ -137,8 +135,6 @@ def test_yaml_alias_bomb_is_refused_briefly(tmp_path):
     assert len(caught.value.message) < 2000
 
 
-@pytest.mark.xfail(strict=True, reason="config.read_yaml lets RecursionError from a deeply nested YAML through "
-                                       "(reported to the lead; remove this marker once fixed)")
 def test_deeply_nested_yaml_is_a_config_error(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("train: " + "[" * 20000 + "]" * 20000 + "\n")
@@ -146,8 +142,6 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path):
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, reason="config.apply_override replaces a non-mapping section ('train: 3') with {} when a flag "
-                                       "sets a key in it, so the bad value is silently dropped (reported to the lead)")
 def test_a_flag_does_not_hide_a_bad_section(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("train: 3\n")

@@ -62,8 +62,6 @@ def test_malicious_pickle_does_not_run_even_when_allowed(tmp_path):
     assert not marker.exists(), "unpickling ran code: weights_only=True was not used"
 
 
-@pytest.mark.xfail(strict=True, reason="models/loading.load_model lets pickle.UnpicklingError through (a traceback): "
-                                       "catch it beside OSError/ValueError (reported to the lead; remove this marker once fixed)")
 def test_malicious_pickle_is_a_clear_model_error(tmp_path):
     folder = pickle_only_model(tmp_path / "model", weights={"model.embed_tokens.weight": Payload(tmp_path / "pwned")})
     with pytest.raises(ModelError, match="cannot load"):
@@ -127,8 +125,6 @@ def test_trust_remote_code_is_recorded_in_the_run_config(tmp_path, monkeypatch, 
         assert saved["model"]["trust_remote_code"] is expected and saved["model"]["allow_pickle"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="tracking/lineage.collect does not record model.trust_remote_code / allow_pickle "
-                                       "(reported to the lead; remove this marker once fixed)")
 def test_trust_remote_code_is_recorded_in_lineage():
     from tunelab.config import load_config
     from tunelab.tracking.lineage import collect

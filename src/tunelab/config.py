@@ -4,6 +4,7 @@ Precedence is defaults < YAML file < command-line flags (`--set key.path=value` 
 Validation errors name the key's dotted path and the allowed values.
 """
 
+import reprlib
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +59,7 @@ def _describe(error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown key '{key}'")
         else:
-            problems.append(f"'{key}': {item['msg']} (got {item.get('input')!r})")
+            problems.append(f"'{key}': {item['msg']} (got {reprlib.repr(item.get('input'))})")
     return "; ".join(problems)
 
 
@@ -78,22 +79,40 @@ def apply_override(tree: dict, dotted_key: str, value) -> None:
         child = node.get(section)
         if isinstance(child, str) and section == "model":
             child = {"name": child}
-        if not isinstance(child, dict):
+        if child is None:
             child = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"'{section}' must be a section of keys, not {reprlib.repr(child)}",
+                              f"write it as '{section}:' followed by indented keys (see `tunelab init`)")
         node[section] = child
         node = child
     node[leaf] = value
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: a config needs none, and aliases allow 'billion laughs' bombs."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a tunelab config",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}", "pass an existing YAML file, or run `tunelab init` to write one")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        tree = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML", "fix the syntax (unclosed bracket or quote?)") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{path}{where}: not valid YAML" + (f" ({problem})" if problem else ""),
+                          "fix the syntax (unclosed bracket or quote?)") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a tunelab config", "see `tunelab init` for the layout") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections", "see `tunelab init` for the layout")
     return tree

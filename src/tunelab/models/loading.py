@@ -5,6 +5,7 @@ safetensors unless pickle is allowed, and never runs remote code unless asked to
 """
 
 import json
+import pickle
 from pathlib import Path
 
 from tunelab.errors import ModelError
@@ -126,7 +127,7 @@ def load_model(name: str, task: str, *, dtype: str = "auto", device: str = "cpu"
         kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     try:
         model = head_class(task).from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, pickle.UnpicklingError) as exc:
         raise ModelError(f"cannot load {name}: {str(exc).splitlines()[0]}", "check the model folder or name") from None
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         eos = model.config.eos_token_id

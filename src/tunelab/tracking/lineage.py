@@ -112,7 +112,8 @@ def collect(config, manifest: dict) -> dict:
     return {"dataset_version": manifest.get("version"), "dataset_examples": manifest.get("splits"),
             "base_model": config.model.name, "base_model_weights_sha256": base_model_hash(config.model.name),
             "method": config.method, "seed": config.train.seed, "tunelab_version": __version__,
-            "git_commit": git_commit(), "libraries": library_versions(), "hardware": hardware()}
+            "git_commit": git_commit(), "libraries": library_versions(), "hardware": hardware(),
+            "trust_remote_code": config.model.trust_remote_code, "allow_pickle": config.model.allow_pickle}
 
 
 def write_lineage(run_dir: Path, lineage: dict) -> None:
