@@ -6,11 +6,14 @@ leaves a half-written file that a later reader would trust.
 
 import json
 import os
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tunelab.errors import TunelabError
+
+MIN_FREE_BYTES = 500_000_000  # refuse to start a run that could not even write its first checkpoint
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -49,6 +52,10 @@ def new_run_dir(out: str | None, method: str, root: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise TunelabError(f"cannot write the run folder {path}: {exc.strerror}", "choose a writable --out folder") from None
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise TunelabError(f"only {free / 1e6:.0f} MB free on the disk of {path}; a run needs at least "
+                           f"{MIN_FREE_BYTES / 1e6:.0f} MB for data, checkpoints and weights", "free space or choose another --out")
     return path
 
 

@@ -124,11 +124,13 @@ def loop_settings(config: RunConfig, n_train: int, pad_id: int, device: str = "c
 
 
 def load_tokenizer_for(config: RunConfig):
+    from tunelab.data.templates import check_template
     from tunelab.models.loading import load_tokenizer
     from tunelab.training.batches import ensure_chat_template
 
     tokenizer = load_tokenizer(config.model.name, config.model.trust_remote_code)
     ensure_chat_template(tokenizer)
+    check_template(tokenizer)  # a template that cannot render (or tries to escape its sandbox) stops here
     return tokenizer
 
 
