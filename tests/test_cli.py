@@ -124,3 +124,16 @@ def test_config_reference_is_up_to_date():
     script = Path(__file__).parents[1] / "scripts" / "config_reference.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, "docs/config-reference.md is stale: run python scripts/config_reference.py"
+
+
+def test_a_nearly_full_disk_is_refused_before_training(tmp_path, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from tunelab.errors import TunelabError
+    from tunelab.runs import new_run_dir
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(10**9, 10**9 - 10**7, 10**7))
+    with pytest.raises(TunelabError, match="MB free"):
+        new_run_dir(str(tmp_path / "run"), "lora", tmp_path)
