@@ -4,6 +4,7 @@ Files are written atomically (temporary file, then rename) so that a killed proc
 leaves a half-written file that a later reader would trust.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,6 +29,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def hash_file_into(digest, path: Path) -> None:
+    """Stream a file's bytes into a hashlib digest (constant memory for multi-GB weights)."""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    hash_file_into(digest, path)
+    return digest.hexdigest()
 
 
 def write_json(path: Path, obj) -> None:

@@ -23,7 +23,7 @@ from tunelab.data.split import SPLITS, assign_splits
 from tunelab.data.stats import TOO_SMALL_DATA, class_weights, guidance, token_stats
 from tunelab.data.tokens import load_counter
 from tunelab.errors import DataError
-from tunelab.runs import read_json, write_json
+from tunelab.runs import read_json, sha256_file, write_json
 
 __all__ = ["PreparedData", "prepare_dataset", "load_prepared", "is_prepared", "class_weights"]
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "rejects.jsonl")
@@ -201,9 +201,3 @@ def dataset_version(hashes: dict[str, str]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

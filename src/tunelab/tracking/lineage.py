@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tunelab import __version__, paths
-from tunelab.runs import atomic_write_text, write_json
+from tunelab.runs import atomic_write_text, hash_file_into, write_json
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "datasets", "mlflow", "optuna")
@@ -49,9 +49,7 @@ def weights_hash(folder: Path) -> str | None:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        hash_file_into(digest, path)
     value = digest.hexdigest()
     cache[key] = value
     atomic_write_text(_hash_cache(), json.dumps(cache))

@@ -10,7 +10,6 @@ A failing write (disk full, folder gone) stops with a TrainingError naming the c
 partial folder is removed and `latest` still names the previous, intact checkpoint.
 """
 
-import hashlib
 import json
 import os
 import random
@@ -21,17 +20,9 @@ import torch
 
 from tunelab.errors import TrainingError
 from tunelab.progress import say
-from tunelab.runs import atomic_write_text
+from tunelab.runs import atomic_write_text, sha256_file
 
 CHECKSUMS = "checksums.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:
@@ -77,7 +68,7 @@ def _write(partial: Path, final: Path, step: int, model, optimizer, loop_state: 
     save_file(trainable_state(model), str(partial / "trainable.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, partial / "optimizer.pt")
     (partial / "state.json").write_text(json.dumps({"step": step, **loop_state}))
-    sums = {p.name: _sha256(p) for p in sorted(partial.iterdir())}
+    sums = {p.name: sha256_file(p) for p in sorted(partial.iterdir())}
     (partial / CHECKSUMS).write_text(json.dumps(sums))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
@@ -92,7 +83,7 @@ def _prune(root: Path, keep: int) -> None:
 def is_intact(folder: Path) -> bool:
     try:
         sums = json.loads((folder / CHECKSUMS).read_text())
-        return bool(sums) and all(_sha256(folder / name) == digest for name, digest in sums.items())
+        return bool(sums) and all(sha256_file(folder / name) == digest for name, digest in sums.items())
     except (OSError, ValueError):
         return False
 
