@@ -1,6 +1,7 @@
 """Cost planner against reality, on the bundled SmolLM2 (slow): exact token counts of a prepared
-real data set, memory within 25% of the peak RSS increase of a real `tunelab train`, and the
-calibrated time within 30% of the run's measured training time."""
+real data set, and memory within 25% of the peak RSS increase of a real `tunelab train`.
+The calibrated time against the run's measured time is a benchmark figure (benchmarks/cost_accuracy.py,
+BENCHMARKS.md), not an assertion: timing never decides a test."""
 
 import json
 import subprocess
@@ -39,10 +40,9 @@ def test_token_count_equals_direct_count_with_the_bundled_tokenizer(gigaword):
 
 
 @pytest.mark.slow
-def test_memory_and_calibrated_time_match_a_real_cpu_run(gigaword):
+def test_memory_estimate_matches_a_real_cpu_run(gigaword):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cost_accuracy.py"), str(gigaword), "--methods", "lora", "full",
                              "--steps", "3"], capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stderr[-2000:]
     for run in json.loads(result.stdout.strip().splitlines()[-1])["runs"]:
         assert 0.75 <= run["memory_ratio"] <= 1.25, run
-        assert 0.7 <= run["time_ratio"] <= 1.3, run
