@@ -12,6 +12,7 @@ import yaml
 from tiny_models import tiny_llama
 from tunelab.errors import ModelError, TrainingError
 from tunelab.models.loading import load_model
+from tunelab.runs import sha256_file
 from tunelab.training import checkpoint
 
 
@@ -76,7 +77,7 @@ def test_malicious_checkpoint_does_not_run_on_resume(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"optimizer": Payload(marker), "rng": {}}, folder / "optimizer.pt")
     sums = json.loads((folder / checkpoint.CHECKSUMS).read_text())
-    sums["optimizer.pt"] = checkpoint._sha256(folder / "optimizer.pt")
+    sums["optimizer.pt"] = sha256_file(folder / "optimizer.pt")
     (folder / checkpoint.CHECKSUMS).write_text(json.dumps(sums))
     assert checkpoint.latest_intact(tmp_path) == folder
     with pytest.raises(TrainingError, match="cannot read checkpoint step-0000003"):
