@@ -142,19 +142,14 @@ def non_padding_tokens(batch: dict) -> int:
 
 def eval_loss(model, tokenizer, records: list[dict], task: str, max_length: int = 1024, batch_size: int = 8) -> float:
     """Mean loss per trained target of `model` on normalised records (base and tuned alike)."""
-    from tunelab.training.losses import pass_loss
+    from tunelab.training.losses import mean_loss
 
     ensure_chat_template(tokenizer)
     label_ids = getattr(model.config, "label2id", None) if task == "classification" else None
     examples = [encode_record(r, tokenizer, task, max_length=max_length, label_ids=label_ids) for r in records]
     device = next(model.parameters()).device
-    total, count = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            for batch in micro_batches(examples[start:start + batch_size], task, packing=True, token_budget=4096,
-                                       micro_batch_size=batch_size, pad_id=tokenizer.pad_token_id or 0):
-                batch = {k: v.to(device) for k, v in batch.items()}
-                total += float(pass_loss(model, batch, task))
-                count += trained_tokens(batch)
-    return total / max(count, 1)
+    passes = ({k: v.to(device) for k, v in batch.items()}
+              for start in range(0, len(examples), batch_size)
+              for batch in micro_batches(examples[start:start + batch_size], task, packing=True, token_budget=4096,
+                                         micro_batch_size=batch_size, pad_id=tokenizer.pad_token_id or 0))
+    return mean_loss(model, passes, task)

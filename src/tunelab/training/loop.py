@@ -17,7 +17,7 @@ from tunelab.runs import MetricsLog
 from tunelab.training import checkpoint
 from tunelab.training.distributed import Parallel
 from tunelab.training.batches import Example, micro_batches, non_padding_tokens, trained_tokens
-from tunelab.training.losses import distill_loss, pass_loss
+from tunelab.training.losses import distill_loss, mean_loss, pass_loss
 from tunelab.training.precision import add_neftune, autocast, loss_scaler
 from tunelab.training.schedule import learning_rate_at
 
@@ -87,16 +87,9 @@ def batches_for(examples: list[Example], s: LoopSettings, device) -> list[dict]:
 def evaluation_loss(model, examples: list[Example], s: LoopSettings, class_weights=None) -> float:
     """Mean loss per trained target over a held-out split."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(examples), s.batch_size):
-            for batch in batches_for(examples[start:start + s.batch_size], s, device):
-                total += float(pass_loss(model, batch, s.task, class_weights))
-                count += trained_tokens(batch)
-    model.train(was_training)
-    return total / max(count, 1)
+    passes = (batch for start in range(0, len(examples), s.batch_size)
+              for batch in batches_for(examples[start:start + s.batch_size], s, device))
+    return mean_loss(model, passes, s.task, class_weights)
 
 
 def forward_backward(model, passes: list[dict], s: LoopSettings, *, scale: float, step_targets: float, scaler,

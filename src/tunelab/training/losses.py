@@ -9,7 +9,7 @@ largest matmul when the loss is on assistant tokens only.
 import torch
 import torch.nn.functional as F
 
-from tunelab.training.batches import IGNORE
+from tunelab.training.batches import IGNORE, trained_tokens
 
 
 def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,3 +52,17 @@ def token_accuracy(model, batch: dict) -> tuple[int, int]:
     """Correct next-token predictions and trained targets in one causal-LM batch."""
     logits, targets = lm_logits_at_targets(model, batch)
     return int((logits.argmax(-1) == targets).sum()), int(targets.numel())
+
+
+def mean_loss(model, passes, task: str, class_weights=None) -> float:
+    """Mean loss per trained target over batches already on the model's device (no gradients; the
+    model's train/eval mode is restored). Validation in the loop and evaluation of any model share it."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in passes:
+            total += float(pass_loss(model, batch, task, class_weights))
+            count += trained_tokens(batch)
+    model.train(was_training)
+    return total / max(count, 1)
