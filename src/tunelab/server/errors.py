@@ -23,3 +23,10 @@ def error_response(status: int, message: str, param: str | None = None, code: st
 
 def not_found(kind: str, ident: str, param: str | None = None) -> ApiError:
     return ApiError(404, f"No {kind} found with id '{ident}'.", param, f"{kind.replace(' ', '_').replace('-', '_')}_not_found")
+
+
+def found(row: dict | None, kind: str, ident: str, param: str | None = None) -> dict:
+    """The stored row, or the OpenAI-style 404 naming what was asked for."""
+    if row is None:
+        raise not_found(kind, ident, param)
+    return row

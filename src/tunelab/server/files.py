@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from tunelab.server.errors import ApiError, not_found
+from tunelab.server.errors import ApiError, found
 from tunelab.server.schemas import FileDeleted, FileList, FileObject
 from tunelab.server.store import new_id, now
 
@@ -105,10 +105,7 @@ def list_files(request: Request, purpose: str | None = None, after: str | None =
 
 
 def find_file(request: Request, file_id: str) -> dict:
-    row = request.app.state.service.store.get("files", file_id)
-    if row is None:
-        raise not_found("file", file_id, "file_id")
-    return row
+    return found(request.app.state.service.store.get("files", file_id), "file", file_id, "file_id")
 
 
 @router.get("/{file_id}", response_model=FileObject, summary="Retrieve a file's metadata")

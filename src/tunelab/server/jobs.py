@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Query, Request
 
-from tunelab.server.errors import ApiError, not_found
+from tunelab.server.errors import ApiError, found
 from tunelab.server.schemas import CheckpointList, EventList, Job, JobCreate, JobList
 from tunelab.server.store import new_id, now
 
@@ -38,9 +38,7 @@ def resolve_hyperparameters(body: JobCreate) -> dict:
 def check_file(store, file_id: str | None, param: str) -> None:
     if file_id is None:
         return
-    row = store.get("files", file_id)
-    if row is None:
-        raise not_found("file", file_id, param)
+    row = found(store.get("files", file_id), "file", file_id, param)
     if row["purpose"] != "fine-tune":
         raise ApiError(400, f"File {file_id} has purpose {row['purpose']!r}, not 'fine-tune'.", param, "invalid_file_purpose")
 
@@ -76,10 +74,7 @@ def list_jobs(request: Request, after: str | None = None, limit: int = Query(20,
 
 
 def find_job(request: Request, job_id: str) -> dict:
-    row = request.app.state.service.store.get("jobs", job_id)
-    if row is None:
-        raise not_found("fine-tuning job", job_id, "fine_tuning_job_id")
-    return row
+    return found(request.app.state.service.store.get("jobs", job_id), "fine-tuning job", job_id, "fine_tuning_job_id")
 
 
 @router.get("/{fine_tuning_job_id}", response_model=Job, summary="Retrieve a fine-tuning job")
