@@ -97,6 +97,17 @@ def test_bad_input_is_one_clear_line(args, words, chat_file, tmp_path):
     assert "error:" in result.stderr
 
 
+@pytest.mark.parametrize("args, words", [
+    (["train", "--batch-size", "8"], "No such option: --batch-size"),
+    (["train", "--epochs", "three"], "--epochs"),
+    (["trian"], "No such command 'trian'"),
+])
+def test_usage_errors_exit_2_without_a_traceback(args, words):
+    result = tunelab(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and words in result.stderr
+
+
 def test_qlora_refuses_without_cuda(chat_file, tmp_path):
     result = tunelab("train", "--data", chat_file, "--model", tiny_llama(), "--method", "qlora", "--out", tmp_path / "q")
     assert result.returncode == 2 and "CUDA" in result.stderr and "Traceback" not in result.stderr

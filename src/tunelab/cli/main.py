@@ -26,25 +26,16 @@ commands.register(app)
 
 
 def main() -> None:
+    """Typer's standalone mode answers usage errors (unknown option, bad value) with exit 2 itself."""
     try:
-        app(standalone_mode=False)
+        app()
     except TunelabError as exc:
         console.print(f"[bold red]error:[/] {exc.message}" + (f"\n  [yellow]fix:[/] {exc.hint}" if exc.hint else ""),
                       soft_wrap=True)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
-
 
 if __name__ == "__main__":
     main()
