@@ -61,6 +61,17 @@ def test_run_folder_contract(finished_run):
     assert resolved["task"] == "causal-lm" and resolved["method"] == "lora"  # defaults followed the data and model
 
 
+def test_run_reports_its_cost_beside_the_estimate(finished_run):
+    out, _ = finished_run
+    cost = json.loads((out / "eval.json").read_text())["cost"]
+    assert cost["estimate"]["per_device_memory_gb"] > 0 and cost["estimate"]["train_tokens"] > 0
+    assert cost["actual"]["peak_memory_gb"] > 0 and cost["actual"]["hours"] > 0 and cost["actual"]["train_tokens"] > 0
+    assert "Cost: estimate vs actual" in (out / "report.html").read_text()
+    again = tunelab("eval", out, "--data", out / "data", "--no-probes", "--no-baseline", "--max-examples", "4")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out / "eval.json").read_text())["cost"] == cost  # re-evaluating keeps what training measured
+
+
 def test_adapter_loads_with_plain_peft(finished_run):
     import torch
     from peft import AutoPeftModelForCausalLM

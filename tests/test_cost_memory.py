@@ -116,3 +116,16 @@ def test_prompt_and_adapter_methods_train_few_parameters():
         count = trainable_params(spec, replace(base, method=method))
         assert 0 < count < 0.01 * spec.params, method
     assert estimate_memory(spec, replace(base, method="prompt-tuning")).total / GB < estimate_memory(spec, base).total / GB * 1.1
+
+
+def test_training_memory_counts_weights_and_the_rise_above_the_start():
+    import torch
+
+    from tunelab.training.memory import TrainingMemory
+
+    model = torch.nn.Linear(1000, 1000)  # 4 MB of weights
+    with TrainingMemory("cpu", [model, None]) as memory:
+        held = torch.ones(50_000_000)  # 200 MB, written, so resident
+        del held
+    assert memory.measured_as.endswith("(VmHWM)")
+    assert 0.200 <= memory.peak_gb - 0.004 <= 0.230

@@ -75,6 +75,7 @@ def eval_command(
     result = evaluate_run(tuned, base, records, tuned.task, config, split=split_name)
     folder = out or (Path(target) if (Path(target) / "config.yaml").exists() else None)
     if folder is not None:
+        keep_training_cost(Path(folder) / "eval.json", result)
         write_json(Path(folder) / "eval.json", result)
         if manifest and not (Path(folder) / "data" / "manifest.json").exists():
             write_json(Path(folder) / "data" / "manifest.json", manifest)
@@ -83,6 +84,14 @@ def eval_command(
         print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, default=str))
     else:
         show_evaluation(result)
+
+
+def keep_training_cost(eval_file: Path, result: dict) -> None:
+    """A new evaluation of a run replaces its metrics, not the cost its training measured."""
+    if eval_file.exists():
+        cost = json.loads(eval_file.read_text()).get("cost")
+        if cost:
+            result["cost"] = cost
 
 
 def show_evaluation(result: dict) -> None:

@@ -1,8 +1,8 @@
 """report.html: one self-contained page per run (inline CSS and PNG figures; opens offline).
 
 Sections: summary, metrics base vs tuned with intervals, training curves, confusion matrix,
-side-by-side samples (largest regressions, then largest wins), probes with verdicts, data
-manifest, and the resolved config.
+side-by-side samples (largest regressions, then largest wins), probes with verdicts, the cost
+estimate beside the run's actual figures, data manifest, and the resolved config.
 """
 
 import json
@@ -112,6 +112,20 @@ def manifest_section(manifest: dict | None) -> str:
     return "<h2>Data</h2>" + table(["field", "value"], rows)
 
 
+def cost_section(cost: dict | None) -> str:
+    """The planner's estimate beside what the run measured, so the next estimate can be trusted (or not)."""
+    if not cost:
+        return ""
+    planned, actual = cost["estimate"], cost["actual"]
+    hours = planned.get("hours") or {}
+    rows = [["train tokens", planned.get("train_tokens"), actual.get("train_tokens")],
+            ["memory per device (GB)", planned.get("per_device_memory_gb"), actual.get("peak_memory_gb")],
+            ["training hours", f"{hours.get('low', 0):.4g}–{hours.get('high', 0):.4g}", actual.get("hours")]]
+    note = f"<p>Hardware planned for: {esc(planned.get('gpu') or '?')}. Measured memory: " \
+           f"{esc(actual.get('memory_measured_as') or 'peak memory')}.</p>"
+    return "<h2>Cost: estimate vs actual</h2>" + table(["", "estimate", "actual"], rows) + note
+
+
 def config_section(config: dict) -> str:
     text = yaml.safe_dump(config, sort_keys=False) if config else "(no config.yaml)"
     return f"<h2>Config</h2><details><summary>Resolved config.yaml</summary><pre>{esc(text)}</pre></details>"
@@ -120,7 +134,7 @@ def config_section(config: dict) -> str:
 def render(run_dir: Path, config: dict, log: list[dict], evaluation: dict, manifest: dict | None) -> str:
     sections = [summary_section(run_dir, config, log, evaluation), metrics_section(evaluation), curves_section(log),
                 confusion_section(evaluation), samples_section(evaluation), probes_section(evaluation.get("probes", {})),
-                manifest_section(manifest), config_section(config)]
+                cost_section(evaluation.get("cost")), manifest_section(manifest), config_section(config)]
     title = f"tunelab report: {esc(run_dir.name)}"
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>\n")

@@ -14,6 +14,7 @@ from tunelab.errors import ConfigError, DataError
 from tunelab.progress import say, track
 from tunelab.runs import MetricsLog, new_run_dir, write_json
 from tunelab.tracking import NoTracker, open_tracker
+from tunelab.training.memory import TrainingMemory
 
 ENCODER_FULL_LIMIT = 500_000_000
 
@@ -290,16 +291,20 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     tracker.log_params({**config_params(config), "trainable_parameters": counts["trainable"], "total_parameters": counts["total"]})
     log.listeners.append(tracker.log_step)
     try:
-        result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
-                            class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher,
-                            resume_from=resume_from, parallel=parallel, on_eval=on_eval)
+        with TrainingMemory(device, [model, teacher]) as memory:
+            result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
+                                class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher,
+                                resume_from=resume_from, parallel=parallel, on_eval=on_eval)
         if not parallel.is_main:
             return {"run_dir": str(run_dir), "status": "succeeded", "rank": parallel.rank}
         weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
         save_trained(model, tokenizer, weights_dir, labels)
-        evaluation = evaluate(config, run_dir, model, tokenizer, data, device) if config.eval.enabled else {}
-        evaluation["cost"] = planned_vs_actual(config, result, device, len(train_examples))
-        write_json(run_dir / "eval.json", evaluation)
+        cost = planned_vs_actual(config, result, memory, len(train_examples))
+        if config.eval.enabled:
+            evaluation = evaluate(config, run_dir, model, tokenizer, data, device, cost)
+        else:
+            evaluation = {"cost": cost}
+            write_json(run_dir / "eval.json", evaluation)
     except BaseException:
         tracker.close("FAILED")
         raise
@@ -331,23 +336,15 @@ def config_params(config: RunConfig) -> dict:
     return flat
 
 
-def peak_memory_gb(device: str) -> float:
-    import resource
-
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 1e9
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-
-
-def planned_vs_actual(config: RunConfig, result, device: str, n_train: int) -> dict:
+def planned_vs_actual(config: RunConfig, result, memory: TrainingMemory, n_train: int) -> dict:
     """The cost planner's estimate for the steps this run took, beside what the run measured."""
     from tunelab.cost.estimate import actual_next_to_estimate, estimate, settings_from_config
 
     epochs_run = min(config.train.epochs, result.steps * config.train.batch_size / max(n_train, 1))
     planned = estimate(**{**settings_from_config(config), "epochs": epochs_run})
-    return actual_next_to_estimate(planned, result.seconds, round(peak_memory_gb(device), 3), result.tokens_seen)
+    cost = actual_next_to_estimate(planned, result.seconds, round(memory.peak_gb, 3), result.tokens_seen)
+    cost["actual"]["memory_measured_as"] = memory.measured_as
+    return cost
 
 
 def load_teacher(config: RunConfig, device: str):
@@ -359,8 +356,8 @@ def load_teacher(config: RunConfig, device: str):
     return teacher
 
 
-def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data: Prepared, device: str) -> dict:
-    """Base vs tuned on the held-out split; writes eval.json and report.html."""
+def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data: Prepared, device: str, cost: dict) -> dict:
+    """Base vs tuned on the held-out split; writes eval.json and report.html (with the run's cost beside its estimate)."""
     from tunelab.evaluation.report import write_report
     from tunelab.evaluation.run import evaluate_run
     from tunelab.inference.engine import LoadedModel, load_target
@@ -372,6 +369,7 @@ def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data: Prepared,
     labels = class_labels(data)
     base = load_target(config.model.name, device, config.task, labels) if config.eval.baseline else None
     evaluation = evaluate_run(tuned, base, records, config.task, config.eval, split=config.eval.split)
+    evaluation["cost"] = cost
     write_json(run_dir / "eval.json", evaluation)
     write_report(run_dir)
     return evaluation
