@@ -89,3 +89,13 @@ def test_near_duplicates_dropped_and_never_leak_across_splits(tmp_path):
     assert manifest["leakage"]["cross_split_near_duplicates"] == 0
     near = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     assert all(r["category"] == "duplicate_near" and r["duplicate_of"].endswith(f":{r['line'] - 200}") for r in near)
+
+
+def test_dedup_off_keeps_exact_and_near_copies(tmp_path):
+    near = [json.loads(line) for line in chat_lines(20)]
+    for record in near:
+        record["messages"][1]["content"] += " indeed"
+    lines = chat_lines(100) + chat_lines(10) + [json.dumps(r) for r in near] + ["not json"]
+    manifest = prepare_dataset([write(tmp_path / "d.jsonl", lines)], tmp_path / "out", DataConfig(dedup=False, **FAST))
+    assert manifest["counts"] == {"input": 131, "kept": 130, "rejected": 1, "duplicates_exact": 0, "duplicates_near": 0}
+    assert sum(manifest["splits"].values()) == 130

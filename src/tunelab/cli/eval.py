@@ -25,7 +25,7 @@ def load_records(data: Path, split: str | None) -> tuple[list[dict], str, dict |
         prepared = load_prepared(data)
     else:
         with tempfile.TemporaryDirectory() as folder:
-            prepare_dataset([data], Path(folder), DataConfig())
+            prepare_dataset([data], Path(folder), DataConfig(dedup=False, force=True))
             prepared = load_prepared(Path(folder))
         split = split or "all"
     split = split or "test"

@@ -141,7 +141,7 @@ class Collector:
         for item, tokens in survivors:
             item.line_bytes = canonical(item.record)
             digest = hashlib.blake2b(item.line_bytes, digest_size=16).digest()
-            first = self.seen.get(digest)
+            first = self.seen.get(digest) if self.options.dedup else None
             if first is not None:
                 self.reject(item.source, item.line, "duplicate_exact", "same content as an earlier record",
                             duplicate_of=self.place(first))

@@ -15,6 +15,7 @@ class DataConfig(BaseModel):
     map: dict[str, str] = Field(default_factory=dict, description="Rename columns: {schema_field: file_column}, e.g. {text: utterance}.")
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Train/validation/test fractions; must sum to 1.")
     seed: int = Field(42, description="Seed for shuffling and splitting.")
+    dedup: bool = Field(True, description="Drop exact and near duplicates; off keeps every valid record (evaluating a raw file turns it off).")
     near_dup_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity above which two records are near duplicates.")
     max_tokens: int | None = Field(None, gt=0, description="Token limit per example; longer ones are handled per `overlong`.")
     overlong: Literal["reject", "truncate"] = Field("reject", description="What to do with examples over max_tokens.")

@@ -91,6 +91,9 @@ def prepare_dataset(inputs: list[Path], out_dir: Path, config: DataConfig, token
 
 def _near_duplicates(collected: Collected, collector: Collector, config: DataConfig):
     """(kept mask, representative per spooled record, verified similar pairs); near copies go to rejects."""
+    if not config.dedup:
+        everyone = np.arange(collected.spooled)
+        return np.ones(len(everyone), dtype=bool), everyone, np.empty((0, 2), dtype=np.int64)
     representative, pairs = dedup.near_duplicate_clusters(collected.signatures(), config.near_dup_threshold)
     kept = representative == np.arange(len(representative))
     for index in np.flatnonzero(~kept).tolist():
