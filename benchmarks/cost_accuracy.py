@@ -1,13 +1,14 @@
-"""Cost-planner accuracy on this machine: memory estimate vs peak RSS of a real `tunelab train`
-run, and calibrated time estimate vs the run's measured training time.
+"""Cost-planner accuracy on this machine: the memory estimate against the training memory a real
+`tunelab train` run measured, and the calibrated time estimate against the run's training time.
 
-    .venv/bin/python benchmarks/cost_accuracy.py PREPARED_DIR [--methods lora full] [--steps 3]
+    .venv/bin/python benchmarks/cost_accuracy.py PREPARED_DIR [--methods lora full] [--steps 20] [--repeats 2]
 
-Peak RSS increase = max RSS of the training process minus max RSS of a process that only imports
-torch, transformers and peft and loads the same model. transformers memory-maps the safetensors
-weights, so loading alone leaves them non-resident (+27 MB measured); the training process
-touches every weight, so the increase contains the weights and is compared with the estimate's
-total per-device memory. Prints one JSON object.
+Memory: the run's eval.json carries `cost.actual.peak_memory_gb` (on CPU: the weights plus the exact
+peak RSS rise during the training loop, read from the kernel's VmHWM after resetting it at the
+start; see tunelab/training/memory.py) beside the planner's `per_device_memory_gb` for the same run.
+Time: `tunelab cost estimate --calibrate` times two forward+backward+AdamW steps of the real model
+shape; its FLOP/s applied to the tokens the run really processed, against the run's `train_seconds`.
+Prints one JSON object.
 """
 
 import argparse
@@ -17,58 +18,54 @@ import sys
 import tempfile
 from pathlib import Path
 
-VENV_BIN = Path(sys.executable).parent
-MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-           "sys.stderr.write(r.stderr[-2000:]); print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else '{}'); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)")
-BASELINE = ("import torch, transformers, peft; from tunelab.models.loading import load_model; "
-            "m = load_model('smollm2-135m-instruct', 'causal-lm', device='cpu'); print('{}')")
+TUNELAB = str(Path(sys.executable).with_name("tunelab"))
 
 
-def peak_rss(command: list[str]) -> tuple[dict, int]:
-    """(last JSON line of stdout, peak RSS in bytes) of one child process."""
-    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
-    lines = out.stdout.strip().splitlines()
-    return json.loads(lines[-2]), int(lines[-1])
+def run_once(data: str, method: str, steps: int) -> dict:
+    """Train for `steps` with evaluation off; the run's summary and the cost block of its eval.json."""
+    with tempfile.TemporaryDirectory() as folder:
+        run = Path(folder) / "run"
+        done = subprocess.run([TUNELAB, "train", "--data", data, "--method", method, "--max-steps", str(steps),
+                               "--out", str(run), "--set", "eval.enabled=false", "--json"], capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(done.stderr[-3000:])
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        return {"summary": summary, "cost": json.loads((run / "eval.json").read_text())["cost"]}
 
 
-def train_command(data: str, method: str, steps: int, out: Path) -> list[str]:
-    return [str(VENV_BIN / "tunelab"), "train", "--data", data, "--method", method, "--max-steps", str(steps), "--out", str(out),
-            "--set", "eval.enabled=false", "--json"]
+def predicted_seconds(data: str, method: str, tokens_seen: int) -> tuple[float, dict]:
+    """Seconds the calibrated estimate gives for `tokens_seen` tokens, and the calibration itself."""
+    from tunelab.cost.estimate import estimate
+
+    planned = estimate(None, method, data=data, epochs=1, gpu="cpu", calibrate=True)
+    flops_per_token = planned["flops"] / planned["train_tokens"]
+    calibration = planned["calibration"]
+    return tokens_seen * flops_per_token / calibration["flops_per_second"], calibration
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data")
     parser.add_argument("--methods", nargs="+", default=["lora", "full"])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    from tunelab.cost.estimate import estimate
-
-    _, baseline = peak_rss([sys.executable, "-c", BASELINE])
-    results = {"baseline_rss_gb": round(baseline / 1e9, 3), "runs": []}
+    rows = []
     for method in args.methods:
-        planned = estimate(None, method, data=args.data, epochs=1, gpu="cpu", calibrate=True)
-        with tempfile.TemporaryDirectory() as folder:
-            summary, peak = peak_rss(train_command(args.data, method, args.steps, Path(folder) / "run"))
-        above_weights = planned["per_device_memory_gb"] - planned["memory_breakdown_gb"]["weights"]
-        measured = (peak - baseline) / 1e9
-        steps = summary.get("steps") or args.steps
-        seconds = summary.get("train_seconds")
-        tokens = summary.get("trained_tokens")
-        # time predicted for the tokens this short run really processed, at the calibrated FLOP/s
-        predicted = None
-        if seconds:
-            rate = planned["train_tokens"] / ((planned["hours"]["low"] + planned["hours"]["high"]) / 2 * 3600)
-            predicted = (steps * planned["micro_batch"] * planned["seq_len"]) / rate
-        results["runs"].append({
-            "method": method, "estimate_above_weights_gb": round(above_weights, 3), "measured_rss_increase_gb": round(measured, 3),
-            "memory_ratio": round(planned["per_device_memory_gb"] / measured, 3) if measured > 0 else None,
-            "estimate_total_gb": planned["per_device_memory_gb"], "peak_rss_gb": round(peak / 1e9, 3),
-            "calibrated_flops_per_second": round(planned["calibration"]["flops_per_second"] / 1e9, 2),
-            "predicted_seconds": round(predicted, 1) if predicted else None, "measured_seconds": seconds,
-            "time_ratio": round(predicted / seconds, 3) if predicted and seconds else None, "trained_tokens": tokens, "steps": steps})
-    print(json.dumps(results))
+        for repeat in range(args.repeats):
+            measured = run_once(args.data, method, args.steps)
+            cost, summary = measured["cost"], measured["summary"]
+            seconds, calibration = predicted_seconds(args.data, method, cost["actual"]["train_tokens"])
+            estimate_gb, actual_gb = cost["estimate"]["per_device_memory_gb"], cost["actual"]["peak_memory_gb"]
+            rows.append({"method": method, "repeat": repeat + 1, "steps": summary["steps"],
+                         "memory_estimate_gb": estimate_gb, "memory_measured_gb": actual_gb,
+                         "memory_ratio": round(estimate_gb / actual_gb, 3), "measured_as": cost["actual"]["memory_measured_as"],
+                         "calibrated_gflops_per_second": round(calibration["flops_per_second"] / 1e9, 2),
+                         "tokens": cost["actual"]["train_tokens"], "predicted_seconds": round(seconds, 1),
+                         "measured_seconds": summary["train_seconds"],
+                         "time_ratio": round(seconds / summary["train_seconds"], 3)})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    print(json.dumps({"steps": args.steps, "runs": rows}, indent=1))
 
 
 if __name__ == "__main__":
