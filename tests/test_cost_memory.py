@@ -128,4 +128,4 @@ def test_training_memory_counts_weights_and_the_rise_above_the_start():
         held = torch.ones(50_000_000)  # 200 MB, written, so resident
         del held
     assert memory.measured_as.endswith("(VmHWM)")
-    assert 0.200 <= memory.peak_gb - 0.004 <= 0.230
+    assert 0.190 <= memory.peak_gb - 0.004 <= 0.230  # a few pages resident at the start may be released meanwhile
