@@ -37,5 +37,6 @@ def main() -> None:
         console.print("aborted")
         sys.exit(130)
 
+
 if __name__ == "__main__":
     main()
