@@ -21,3 +21,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data sets not found at {SHARED_DATA} (only present in the project's CI and workspace)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """`run_cli(*argv)` runs `tunelab ARGV` in this process and returns (exit code, stdout + stderr)."""
+    from tunelab.cli import main
+
+    def run(*argv) -> tuple[int, str]:
+        monkeypatch.setattr("sys.argv", ["tunelab", *map(str, argv)])
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        try:
+            main.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run

@@ -43,17 +43,8 @@ def test_corpus_is_complete():
 
 
 @pytest.mark.parametrize("argv, path", CASES)
-def test_corpus_through_the_cli_in_process(tmp_path, monkeypatch, capsys, argv, path):
-    from tunelab.cli import main
-
-    monkeypatch.setattr("sys.argv", ["tunelab", *argv(path, tmp_path / "out")])
-    try:
-        main.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    output = capsys.readouterr()
-    text = output.out + output.err
+def test_corpus_through_the_cli_in_process(tmp_path, run_cli, argv, path):
+    code, text = run_cli(*argv(path, tmp_path / "out"))
     assert code in (0, 2) and "Traceback" not in text, text[-2000:]
     if path.parent.name == "configs":
         assert code == 2 and "error:" in text, text[-1000:]

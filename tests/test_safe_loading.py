@@ -85,20 +85,6 @@ def test_malicious_checkpoint_does_not_run_on_resume(tmp_path):
     assert not marker.exists()
 
 
-def run_cli(monkeypatch, capsys, *argv) -> tuple[int, str]:
-    from tunelab.cli import main
-
-    monkeypatch.setattr("sys.argv", ["tunelab", *map(str, argv)])
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    try:
-        main.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def chat_file(path: Path) -> Path:
     path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": f"a {i % 3}"}]}) + "\n"
                             for i in range(110)))
@@ -106,20 +92,20 @@ def chat_file(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_cli_refuses_pickle_weights_with_the_flag_named(tmp_path, monkeypatch, capsys):
+def test_cli_refuses_pickle_weights_with_the_flag_named(tmp_path, run_cli):
     folder = pickle_only_model(tmp_path / "model")
-    code, output = run_cli(monkeypatch, capsys, "train", "--data", chat_file(tmp_path / "chat.jsonl"), "--model", folder,
+    code, output = run_cli("train", "--data", chat_file(tmp_path / "chat.jsonl"), "--model", folder,
                            "--max-steps", "1", "--out", tmp_path / "run", "--set", "tracking.enabled=false")
     assert code == 2 and "Traceback" not in output
     assert "pickle-based weights" in output and "--allow-pickle" in output
 
 
 @pytest.mark.slow
-def test_trust_remote_code_is_recorded_in_the_run_config(tmp_path, monkeypatch, capsys):
+def test_trust_remote_code_is_recorded_in_the_run_config(tmp_path, run_cli):
     data = chat_file(tmp_path / "chat.jsonl")
     for flag, expected in (([], False), (["--trust-remote-code"], True)):
         out = tmp_path / f"run-{expected}"
-        code, output = run_cli(monkeypatch, capsys, "train", "--data", data, "--model", tiny_llama(), "--dry-run",
+        code, output = run_cli("train", "--data", data, "--model", tiny_llama(), "--dry-run",
                                "--out", out, *flag)
         assert code == 0, output
         saved = yaml.safe_load((out / "config.yaml").read_text())
