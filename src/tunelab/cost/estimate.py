@@ -192,12 +192,12 @@ def settings_from_config(config) -> dict:
 
 
 def actual_next_to_estimate(planned: dict, train_seconds: float | None = None, peak_memory_gb: float | None = None,
-                            train_tokens: int | None = None) -> dict:
+                            train_tokens: int | None = None, memory_measured_as: str | None = None) -> dict:
     """The figures a finished run measured beside what the planner said, for eval.json and the report."""
     hours = planned.get("hours") or {"low": 0.0, "high": 0.0}
     return {"estimate": {"train_tokens": planned["train_tokens"], "per_device_memory_gb": planned["per_device_memory_gb"],
                          "hours": hours, "cost_usd": planned["cost_usd"], "gpu": planned.get("gpu")},
-            "actual": {"train_tokens": train_tokens, "peak_memory_gb": peak_memory_gb,
+            "actual": {"train_tokens": train_tokens, "peak_memory_gb": peak_memory_gb, "memory_measured_as": memory_measured_as,
                        "hours": round(train_seconds / 3600, 4) if train_seconds is not None else None}}
 
 

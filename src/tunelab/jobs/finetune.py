@@ -342,9 +342,7 @@ def planned_vs_actual(config: RunConfig, result, memory: TrainingMemory, n_train
 
     epochs_run = min(config.train.epochs, result.steps * config.train.batch_size / max(n_train, 1))
     planned = estimate(**{**settings_from_config(config), "epochs": epochs_run})
-    cost = actual_next_to_estimate(planned, result.seconds, round(memory.peak_gb, 3), result.tokens_seen)
-    cost["actual"]["memory_measured_as"] = memory.measured_as
-    return cost
+    return actual_next_to_estimate(planned, result.seconds, round(memory.peak_gb, 3), result.tokens_seen, memory.measured_as)
 
 
 def load_teacher(config: RunConfig, device: str):
