@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lint format test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -23,10 +23,19 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/tunelab train
 
-test: setup
+# Lint is part of the build: `make test` fails on a lint or format error before any test runs.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
 	$(PY) -m pytest -q --timeout=1200 --durations=15
 
-test-fast: setup
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
 clean:

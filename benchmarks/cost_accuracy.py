@@ -25,8 +25,25 @@ def run_once(data: str, method: str, steps: int) -> dict:
     """Train for `steps` with evaluation off; the run's summary and the cost block of its eval.json."""
     with tempfile.TemporaryDirectory() as folder:
         run = Path(folder) / "run"
-        done = subprocess.run([TUNELAB, "train", "--data", data, "--method", method, "--max-steps", str(steps),
-                               "--out", str(run), "--set", "eval.enabled=false", "--json"], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                TUNELAB,
+                "train",
+                "--data",
+                data,
+                "--method",
+                method,
+                "--max-steps",
+                str(steps),
+                "--out",
+                str(run),
+                "--set",
+                "eval.enabled=false",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             sys.exit(done.stderr[-3000:])
         summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -57,13 +74,22 @@ def main() -> None:
             cost, summary = measured["cost"], measured["summary"]
             seconds, calibration = predicted_seconds(args.data, method, cost["actual"]["train_tokens"])
             estimate_gb, actual_gb = cost["estimate"]["per_device_memory_gb"], cost["actual"]["peak_memory_gb"]
-            rows.append({"method": method, "repeat": repeat + 1, "steps": summary["steps"],
-                         "memory_estimate_gb": estimate_gb, "memory_measured_gb": actual_gb,
-                         "memory_ratio": round(estimate_gb / actual_gb, 3), "measured_as": cost["actual"]["memory_measured_as"],
-                         "calibrated_gflops_per_second": round(calibration["flops_per_second"] / 1e9, 2),
-                         "tokens": cost["actual"]["train_tokens"], "predicted_seconds": round(seconds, 1),
-                         "measured_seconds": summary["train_seconds"],
-                         "time_ratio": round(seconds / summary["train_seconds"], 3)})
+            rows.append(
+                {
+                    "method": method,
+                    "repeat": repeat + 1,
+                    "steps": summary["steps"],
+                    "memory_estimate_gb": estimate_gb,
+                    "memory_measured_gb": actual_gb,
+                    "memory_ratio": round(estimate_gb / actual_gb, 3),
+                    "measured_as": cost["actual"]["memory_measured_as"],
+                    "calibrated_gflops_per_second": round(calibration["flops_per_second"] / 1e9, 2),
+                    "tokens": cost["actual"]["train_tokens"],
+                    "predicted_seconds": round(seconds, 1),
+                    "measured_seconds": summary["train_seconds"],
+                    "time_ratio": round(seconds / summary["train_seconds"], 3),
+                }
+            )
             print(json.dumps(rows[-1]), file=sys.stderr)
     print(json.dumps({"steps": args.steps, "runs": rows}, indent=1))
 

@@ -50,7 +50,7 @@ def peak_growth_mb(fn) -> float:
 
 
 def _status_kb(key: str) -> int:
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key + ":"))
+    line = next(row for row in Path("/proc/self/status").read_text().splitlines() if row.startswith(key + ":"))
     return int(line.split()[1])
 
 
@@ -58,8 +58,15 @@ def precision(tokens: int, layers: int, repeats: int) -> dict:
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=1536, num_hidden_layers=layers,
-                         num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=1536,
+        num_hidden_layers=layers,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
+    )
     model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
     ids = torch.randint(0, VOCAB, (1, tokens))
 
@@ -68,6 +75,7 @@ def precision(tokens: int, layers: int, repeats: int) -> dict:
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
         model.zero_grad(set_to_none=True)
+
     fp32, bf16 = timed(lambda: step(False), repeats), timed(lambda: step(True), repeats)
     return {"fp32_s": fp32, "bf16_autocast_s": bf16, "bf16_speed_vs_fp32": fp32 / bf16}
 
@@ -76,8 +84,20 @@ def gpt2_124m_parameters() -> list[torch.Tensor]:
     """GPT-2 small's tensors (124M parameters), each with a gradient."""
     shapes = [(50257, 768), (1024, 768)]
     for _ in range(12):
-        shapes += [(768,), (768,), (2304, 768), (2304,), (768, 768), (768,), (768,), (768,), (3072, 768), (3072,),
-                   (768, 3072), (768,)]
+        shapes += [
+            (768,),
+            (768,),
+            (2304, 768),
+            (2304,),
+            (768, 768),
+            (768,),
+            (768,),
+            (768,),
+            (3072, 768),
+            (3072,),
+            (768, 3072),
+            (768,),
+        ]
     shapes += [(768,), (768,)]
     params = [torch.nn.Parameter(torch.randn(s) * 0.02) for s in shapes]
     for p in params:
@@ -104,7 +124,9 @@ def chunked_ce(hidden, weight, targets, chunk: int):
     """Sum of cross-entropy over row chunks; each chunk's logits are recomputed in backward, not kept."""
     total = hidden.new_zeros(())
     for start in range(0, hidden.shape[0], chunk):
-        total = total + checkpoint(full_ce, hidden[start:start + chunk], weight, targets[start:start + chunk], use_reentrant=False)
+        total = total + checkpoint(
+            full_ce, hidden[start : start + chunk], weight, targets[start : start + chunk], use_reentrant=False
+        )
     return total
 
 
@@ -118,13 +140,21 @@ def cross_entropy(tokens: int, chunk: int, repeats: int) -> dict:
         def go():
             fn(hidden, weight, targets).backward()
             hidden.grad = weight.grad = None
+
         return go
+
     full, chunked = run(full_ce), run(lambda h, w, t: chunked_ce(h, w, t, chunk))
     with torch.no_grad():
         difference = float((full_ce(hidden, weight, targets) - chunked_ce(hidden, weight, targets, chunk)).abs())
     peaks = {"full_peak_growth_mb": peak_growth_mb(full), "chunked_peak_growth_mb": peak_growth_mb(chunked)}  # before
-    return {"tokens": tokens, "full_s": timed(full, repeats), "chunked_s": timed(chunked, repeats), **peaks,  # any reuse
-            "chunk": chunk, "relative_loss_difference": difference / float(full_ce(hidden, weight, targets).detach())}
+    return {
+        "tokens": tokens,
+        "full_s": timed(full, repeats),
+        "chunked_s": timed(chunked, repeats),
+        **peaks,  # any reuse
+        "chunk": chunk,
+        "relative_loss_difference": difference / float(full_ce(hidden, weight, targets).detach()),
+    }
 
 
 def in_child(part: str) -> dict:
@@ -142,15 +172,20 @@ def main() -> None:
     parser.add_argument("--only", choices=("precision", "optimizer", "cross-entropy"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    runs = {"precision": lambda: precision(args.tokens, args.layers, args.repeats), "optimizer": lambda: optimizer(args.repeats),
-            "cross-entropy": lambda: cross_entropy(args.ce_tokens, args.chunk, args.repeats)}
+    runs = {
+        "precision": lambda: precision(args.tokens, args.layers, args.repeats),
+        "optimizer": lambda: optimizer(args.repeats),
+        "cross-entropy": lambda: cross_entropy(args.ce_tokens, args.chunk, args.repeats),
+    }
     if args.only:
         print(json.dumps(runs[args.only]()))
         return
     results = {name: in_child(name) for name in runs}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
     for name, values in results.items():
-        print(name + ": " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
+        print(
+            name + ": " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        )
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), **results}))
 

@@ -27,7 +27,10 @@ def make_corpus(n_docs: int, planted_share: float = 0.02, seed: int = 0) -> tupl
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     vocab = np.array(["".join(rng.choice(letters, size=rng.integers(2, 10))) for _ in range(50_000)])
     n_planted = int(n_docs * planted_share)
-    docs = [" ".join(vocab[rng.zipf(1.2, size=length) % len(vocab)]) for length in rng.integers(80, 250, size=n_docs - n_planted)]
+    docs = [
+        " ".join(vocab[rng.zipf(1.2, size=length) % len(vocab)])
+        for length in rng.integers(80, 250, size=n_docs - n_planted)
+    ]
     pairs = []
     for original in rng.choice(len(docs), size=n_planted, replace=False).tolist():
         words = docs[original].split()
@@ -41,7 +44,8 @@ def make_corpus(n_docs: int, planted_share: float = 0.02, seed: int = 0) -> tupl
 def true_jaccard(a: str, b: str) -> float:
     def shingles(text):
         words = WORD.findall(text.lower())
-        return {tuple(words[i: i + 5]) for i in range(max(1, len(words) - 4))}
+        return {tuple(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
+
     x, y = shingles(a), shingles(b)
     return len(x & y) / len(x | y)
 
@@ -55,7 +59,7 @@ def timed(function, *args):
 
 
 def run_tunelab(docs: list[str], batch: int = 2048) -> np.ndarray:
-    sigs = np.concatenate([dedup.signatures(docs[i: i + batch]) for i in range(0, len(docs), batch)])
+    sigs = np.concatenate([dedup.signatures(docs[i : i + batch]) for i in range(0, len(docs), batch)])
     representative, _ = dedup.near_duplicate_clusters(sigs, THRESHOLD)
     return representative
 
@@ -67,7 +71,7 @@ def run_datasketch(docs: list[str]) -> list[set]:
     hashes = []
     for index, doc in enumerate(docs):
         words = WORD.findall(doc.lower())
-        shingles = {" ".join(words[i: i + 5]) for i in range(max(1, len(words) - 4))}
+        shingles = {" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
         m = MinHash(num_perm=dedup.NUM_PERM)
         m.update_batch([s.encode("utf-8") for s in shingles])
         lsh.insert(index, m)
@@ -76,8 +80,14 @@ def run_datasketch(docs: list[str]) -> list[set]:
 
 
 def figures(docs: int, megabytes: float, wall: float, cpu: float, recall: float) -> dict:
-    return {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "docs_per_s": round(docs / wall), "mb_per_s": round(megabytes / wall, 1),
-            "mb_per_cpu_s": round(megabytes / cpu, 1), "recall": round(recall, 4)}
+    return {
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "docs_per_s": round(docs / wall),
+        "mb_per_s": round(megabytes / wall, 1),
+        "mb_per_cpu_s": round(megabytes / cpu, 1),
+        "recall": round(recall, 4),
+    }
 
 
 def main() -> None:
@@ -90,12 +100,20 @@ def main() -> None:
     megabytes = sum(len(d.encode()) for d in docs) / 1e6
     wall, cpu, representative = timed(run_tunelab, docs)
     similarity = [true_jaccard(docs[a], docs[b]) for a, b in pairs[:2000]]
-    result = {"docs": len(docs), "megabytes": round(megabytes, 1), "planted_pairs": len(pairs),
-              "planted_jaccard": {"min": round(min(similarity), 3), "mean": round(float(np.mean(similarity)), 3)},
-              "tunelab": figures(len(docs), megabytes, wall, cpu, float(np.mean([representative[a] == representative[b] for a, b in pairs])))}
+    result = {
+        "docs": len(docs),
+        "megabytes": round(megabytes, 1),
+        "planted_pairs": len(pairs),
+        "planted_jaccard": {"min": round(min(similarity), 3), "mean": round(float(np.mean(similarity)), 3)},
+        "tunelab": figures(
+            len(docs), megabytes, wall, cpu, float(np.mean([representative[a] == representative[b] for a, b in pairs]))
+        ),
+    }
     if not args.skip_baseline:
         base_wall, base_cpu, matches = timed(run_datasketch, docs)
-        result["datasketch"] = figures(len(docs), megabytes, base_wall, base_cpu, float(np.mean([a in matches[b] for a, b in pairs])))
+        result["datasketch"] = figures(
+            len(docs), megabytes, base_wall, base_cpu, float(np.mean([a in matches[b] for a, b in pairs]))
+        )
         result["speedup_wall"] = round(base_wall / wall, 1)
         result["speedup_cpu"] = round(base_cpu / cpu, 1)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))

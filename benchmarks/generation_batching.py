@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "t0" / "gigaword_TLDR.jsonl"
-FALLBACK = ["the city council approved a new budget for schools on tuesday after a long debate .",
-            "heavy rain flooded roads across the region , forcing hundreds of families to leave their homes ."]
+FALLBACK = [
+    "the city council approved a new budget for schools on tuesday after a long debate .",
+    "heavy rain flooded roads across the region , forcing hundreds of families to leave their homes .",
+]
 
 
 def prompts(count: int) -> list[str]:
@@ -56,16 +58,30 @@ def main() -> None:
     model = load_model("smollm2", "causal-lm", dtype="float32").eval()
     texts = [chat_prompt(tokenizer, [{"role": "user", "content": p}]) for p in prompts(args.examples)]
     timed(model, tokenizer, texts[:2], 2, 4)  # warm-up
-    batched, batched_s, batched_cpu, batched_tokens = timed(model, tokenizer, texts, args.batch_size, args.max_new_tokens)
+    batched, batched_s, batched_cpu, batched_tokens = timed(
+        model, tokenizer, texts, args.batch_size, args.max_new_tokens
+    )
     single, single_s, single_cpu, single_tokens = timed(model, tokenizer, texts, 1, args.max_new_tokens)
-    print(json.dumps({"model": "smollm2-135m-instruct", "examples": len(texts), "batch_size": args.batch_size,
-                      "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),
-                      "batched_seconds": round(batched_s, 2), "one_at_a_time_seconds": round(single_s, 2),
-                      "batched_tokens_per_second": round(batched_tokens / batched_s, 1),
-                      "one_at_a_time_tokens_per_second": round(single_tokens / single_s, 1),
-                      "batched_cpu_seconds": round(batched_cpu, 2), "one_at_a_time_cpu_seconds": round(single_cpu, 2),
-                      "speedup": round(single_s / batched_s, 2), "cpu_speedup": round(single_cpu / batched_cpu, 2),
-                      "same_output_share": sum(a == b for a, b in zip(batched, single)) / len(texts)}))
+    print(
+        json.dumps(
+            {
+                "model": "smollm2-135m-instruct",
+                "examples": len(texts),
+                "batch_size": args.batch_size,
+                "max_new_tokens": args.max_new_tokens,
+                "threads": torch.get_num_threads(),
+                "batched_seconds": round(batched_s, 2),
+                "one_at_a_time_seconds": round(single_s, 2),
+                "batched_tokens_per_second": round(batched_tokens / batched_s, 1),
+                "one_at_a_time_tokens_per_second": round(single_tokens / single_s, 1),
+                "batched_cpu_seconds": round(batched_cpu, 2),
+                "one_at_a_time_cpu_seconds": round(single_cpu, 2),
+                "speedup": round(single_s / batched_s, 2),
+                "cpu_speedup": round(single_cpu / batched_cpu, 2),
+                "same_output_share": sum(a == b for a, b in zip(batched, single)) / len(texts),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

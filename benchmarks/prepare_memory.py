@@ -37,8 +37,12 @@ def write_rows(path: Path, rows: int, seed: int = 0) -> float:
         for i in range(rows):
             user = " ".join(rng.choices(vocab, k=rng.randint(12, 24)))
             answer = " ".join(rng.choices(vocab, k=rng.randint(16, 32)))
-            handle.write(json.dumps({"messages": [{"role": "user", "content": f"{i} {user}"},
-                                                  {"role": "assistant", "content": answer}]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {"messages": [{"role": "user", "content": f"{i} {user}"}, {"role": "assistant", "content": answer}]}
+                )
+                + "\n"
+            )
     return path.stat().st_size / 1e6
 
 
@@ -47,15 +51,24 @@ def measure(rows: int, model: str, work: Path) -> dict:
     megabytes = write_rows(source, rows)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(source), str(work / f"out-{rows}"), model], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(source), str(work / f"out-{rows}"), model], capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KB on Linux; max over children so far
     source.unlink()
-    return {"rows": rows, "input_mb": round(megabytes, 1), "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds),
-            "mb_per_s": round(megabytes / seconds, 2), "peak_rss_mb": round(peak / 1024), "grew": peak > before,
-            "counts": done.stdout.strip()}
+    return {
+        "rows": rows,
+        "input_mb": round(megabytes, 1),
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(rows / seconds),
+        "mb_per_s": round(megabytes / seconds, 2),
+        "peak_rss_mb": round(peak / 1024),
+        "grew": peak > before,
+        "counts": done.stdout.strip(),
+    }
 
 
 def main() -> None:

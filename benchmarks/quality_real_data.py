@@ -41,30 +41,76 @@ def tunelab(*args: str) -> tuple[dict, float, list[str]]:
 
 def banking77(args, run: Path) -> dict:
     trained, train_wall, train_command = tunelab(
-        "train", "--data", str(DATA / "banking77" / "train.csv"), "--task", "classification", "--method", args.method,
-        "--epochs", str(args.epochs), "--out", str(run), "--set", f"train.learning_rate={args.lr}",
-        "--set", f"train.batch_size={args.batch_size}", "--set", "eval.probes=false")
-    scored, eval_wall, eval_command = tunelab("eval", str(run), "--data", str(DATA / "banking77" / "test.csv"),
-                                              "--no-baseline", "--no-probes")
+        "train",
+        "--data",
+        str(DATA / "banking77" / "train.csv"),
+        "--task",
+        "classification",
+        "--method",
+        args.method,
+        "--epochs",
+        str(args.epochs),
+        "--out",
+        str(run),
+        "--set",
+        f"train.learning_rate={args.lr}",
+        "--set",
+        f"train.batch_size={args.batch_size}",
+        "--set",
+        "eval.probes=false",
+    )
+    scored, eval_wall, eval_command = tunelab(
+        "eval", str(run), "--data", str(DATA / "banking77" / "test.csv"), "--no-baseline", "--no-probes"
+    )
     tuned = scored["tuned"]
-    return {"method": args.method, "parameters": trained["parameters"], "steps": trained["steps"],
-            "train_seconds": trained["train_seconds"], "train_command_wall_s": round(train_wall, 1),
-            "official_test": {"examples": scored.get("n_examples"), "accuracy": tuned["accuracy"],
-                              "macro_f1": tuned["macro_f1"], "intervals": scored.get("intervals", {}).get("tuned")},
-            "bar": 0.90 if args.method == "full" else 0.85, "eval_wall_s": round(eval_wall, 1),
-            "commands": [" ".join(train_command), " ".join(eval_command)]}
+    return {
+        "method": args.method,
+        "parameters": trained["parameters"],
+        "steps": trained["steps"],
+        "train_seconds": trained["train_seconds"],
+        "train_command_wall_s": round(train_wall, 1),
+        "official_test": {
+            "examples": scored.get("n_examples"),
+            "accuracy": tuned["accuracy"],
+            "macro_f1": tuned["macro_f1"],
+            "intervals": scored.get("intervals", {}).get("tuned"),
+        },
+        "bar": 0.90 if args.method == "full" else 0.85,
+        "eval_wall_s": round(eval_wall, 1),
+        "commands": [" ".join(train_command), " ".join(eval_command)],
+    }
 
 
 def gigaword(args, run: Path) -> dict:
     trained, train_wall, command = tunelab(
-        "train", "--data", str(DATA / "t0" / "gigaword_TLDR.jsonl"), "--method", "lora", "--epochs", str(args.epochs),
-        "--out", str(run), "--set", f"train.learning_rate={args.lr}", "--set", "data.split=[0.6,0.1,0.3]",
-        "--set", "eval.probes=false")
+        "train",
+        "--data",
+        str(DATA / "t0" / "gigaword_TLDR.jsonl"),
+        "--method",
+        "lora",
+        "--epochs",
+        str(args.epochs),
+        "--out",
+        str(run),
+        "--set",
+        f"train.learning_rate={args.lr}",
+        "--set",
+        "data.split=[0.6,0.1,0.3]",
+        "--set",
+        "eval.probes=false",
+    )
     evaluation = json.loads((run / "eval.json").read_text())
-    return {"method": "lora", "steps": trained["steps"], "train_seconds": trained["train_seconds"],
-            "train_command_wall_s": round(train_wall, 1), "test_examples": len(evaluation.get("predictions", [])),
-            "base": trained["metrics"]["base"], "tuned": trained["metrics"]["tuned"],
-            "paired_differences": evaluation.get("difference"), "command": " ".join(command)}
+    return {
+        "method": "lora",
+        "steps": trained["steps"],
+        "train_seconds": trained["train_seconds"],
+        "train_command_wall_s": round(train_wall, 1),
+        "test_examples": len(evaluation.get("predictions", [])),
+        "base": trained["metrics"]["base"],
+        "tuned": trained["metrics"]["tuned"],
+        "paired_differences": evaluation.get("difference"),
+        "command": " ".join(command),
+    }
 
 
 def main() -> None:

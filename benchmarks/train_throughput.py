@@ -47,20 +47,47 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = next((p for p in (ROOT.parent / "shared" / "data", ROOT / "shared" / "data") if p.is_dir()), ROOT.parent / "shared" / "data")
+SHARED = next(
+    (p for p in (ROOT.parent / "shared" / "data", ROOT / "shared" / "data") if p.is_dir()),
+    ROOT.parent / "shared" / "data",
+)
 VARIANTS = ("tunelab", "trl", "trl-best")
 BATCH = 8
 SHAPES = {  # the real configurations' shapes; random weights (speed does not depend on their values)
-    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                         num_key_value_heads=3, vocab_size=49152, rope_theta=100000.0, max_position_embeddings=8192),
-    "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                         num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=131072),
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 vocab_size=49152, max_position_embeddings=2048),
+    "smollm2-135m": dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        vocab_size=49152,
+        rope_theta=100000.0,
+        max_position_embeddings=8192,
+    ),
+    "llama-3.2-1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        rope_theta=500000.0,
+        max_position_embeddings=131072,
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=49152,
+        max_position_embeddings=2048,
+    ),
 }
 
 
 # ---------------------------------------------------------------- data
+
 
 def instruction_rows(seed: int = 5) -> list[dict]:
     """The acceptance mix: gigaword + samsum prompt/completion and 400 Code Alpaca rows, as chat turns."""
@@ -72,7 +99,10 @@ def instruction_rows(seed: int = 5) -> list[dict]:
     for r in json.loads((SHARED / "codealpaca" / "code_alpaca_2k.json").read_text())[:400]:
         rows.append(((r["instruction"] + "\n" + r["input"]).strip(), r["output"]))
     random.Random(seed).shuffle(rows)
-    return [{"prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": c}]} for p, c in rows]
+    return [
+        {"prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": c}]}
+        for p, c in rows
+    ]
 
 
 def fitting_rows(tokenizer, count: int, max_length: int) -> list[dict]:
@@ -88,6 +118,7 @@ def fitting_rows(tokenizer, count: int, max_length: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- model
+
 
 def load_base(shape: str, device: str, dtype, attention: str = "sdpa", tokenizer_folder: str | None = None):
     """The bundled SmolLM2 (real weights) or a random-init model of a real shape, seeded; SmolLM2's tokenizer."""
@@ -106,8 +137,13 @@ def load_base(shape: str, device: str, dtype, attention: str = "sdpa", tokenizer
     if shape == "bundled":
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attention)
     else:
-        config = LlamaConfig(**SHAPES[shape], tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        config = LlamaConfig(
+            **SHAPES[shape],
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
     return model.to(device), tokenizer
 
@@ -128,11 +164,11 @@ def flops_per_token(model, method: str) -> float:
 
 # ---------------------------------------------------------------- measurement
 
+
 class Meter:
     """Non-padding tokens per optimizer step and the time each step ended, from hooks (same for every trainer)."""
 
     def __init__(self, model, device: str):
-        import torch
 
         self.device, self.stamps, self.tokens, self.current = device, [], [], 0
         model.register_forward_pre_hook(self._count, with_kwargs=True)
@@ -163,9 +199,14 @@ class Meter:
             raise SystemExit(f"only {len(self.stamps)} optimizer steps ran; need more than --warmup {warmup}")
         seconds = self.stamps[-1] - self.stamps[warmup - 1] if warmup else self.stamps[-1] - self.began
         tokens = sum(self.tokens[warmup:])
-        return {"optimizer_steps": len(self.stamps), "timed_steps": len(self.stamps) - warmup, "tokens": tokens,
-                "seconds": seconds, "tokens_per_second": tokens / seconds,
-                "tokens_per_step": tokens / (len(self.stamps) - warmup)}
+        return {
+            "optimizer_steps": len(self.stamps),
+            "timed_steps": len(self.stamps) - warmup,
+            "tokens": tokens,
+            "seconds": seconds,
+            "tokens_per_second": tokens / seconds,
+            "tokens_per_step": tokens / (len(self.stamps) - warmup),
+        }
 
 
 class Memory:
@@ -213,10 +254,15 @@ def device_peak_flops(device: str) -> dict:
         if device == "cuda":
             torch.cuda.synchronize()
         best = min(best, (time.perf_counter() - t) / reps)
-    return {"peak_flops": 2 * size ** 3 / best, "peak_dtype": str(dtype).replace("torch.", ""), "torch_threads": torch.get_num_threads()}
+    return {
+        "peak_flops": 2 * size**3 / best,
+        "peak_dtype": str(dtype).replace("torch.", ""),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 # ---------------------------------------------------------------- variants
+
 
 def run_tunelab(model, tokenizer, rows, args, device, out: Path):
     """tunelab's own path with its defaults: encode, loop settings, method, loop."""
@@ -226,8 +272,12 @@ def run_tunelab(model, tokenizer, rows, args, device, out: Path):
     from tunelab.runs import MetricsLog
     from tunelab.training.loop import train_loop
 
-    config = RunConfig(task="causal-lm", method=args.method, model={"max_length": args.max_length},
-                       train={"max_steps": args.steps, "batch_size": BATCH, "learning_rate": args.learning_rate})
+    config = RunConfig(
+        task="causal-lm",
+        method=args.method,
+        model={"max_length": args.max_length},
+        train={"max_steps": args.steps, "batch_size": BATCH, "learning_rate": args.learning_rate},
+    )
     records = [{"messages": r["prompt"] + r["completion"]} for r in rows]
     examples = encode_split(records, tokenizer, config, None, "train")
     settings = loop_settings(config, len(examples), tokenizer.pad_token_id or 0)
@@ -248,9 +298,16 @@ def trl_config(args, device: str, out: Path, best: bool):
             extra["use_liger_kernel"] = True
     if device != "cuda":
         extra.update(bf16=False, fp16=False, use_cpu=True)
-    return SFTConfig(output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=BATCH,
-                     learning_rate=args.learning_rate, report_to="none", save_strategy="no", disable_tqdm=True,
-                     **({"max_length": args.max_length} | extra))
+    return SFTConfig(
+        output_dir=str(out),
+        max_steps=args.steps,
+        per_device_train_batch_size=BATCH,
+        learning_rate=args.learning_rate,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        **({"max_length": args.max_length} | extra),
+    )
 
 
 def run_trl(model, tokenizer, rows, args, device, out: Path, best: bool):
@@ -258,10 +315,18 @@ def run_trl(model, tokenizer, rows, args, device, out: Path, best: bool):
     from peft import LoraConfig
     from trl import SFTTrainer
 
-    peft_config = (LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
-                   if args.method == "lora" else None)
-    trainer = SFTTrainer(model=model, args=trl_config(args, device, out, best), train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, peft_config=peft_config)
+    peft_config = (
+        LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+        if args.method == "lora"
+        else None
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=trl_config(args, device, out, best),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
     meter, memory = Meter(model, device), Memory(device)
     meter.start()
     trainer.train()
@@ -284,8 +349,12 @@ def worker(args) -> dict:
     import torch
 
     device = args.device
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32  # tunelab's auto dtype
-    attn = "flash_attention_2" if args.worker == "trl-best" and device == "cuda" and _importable("flash_attn") else "sdpa"
+    dtype = (
+        torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    )  # tunelab's auto dtype
+    attn = (
+        "flash_attention_2" if args.worker == "trl-best" and device == "cuda" and _importable("flash_attn") else "sdpa"
+    )
     model, tokenizer = load_base(args.shape, device, dtype, attn, args.tokenizer)
     rows = fitting_rows(tokenizer, args.steps * BATCH, args.max_length)
     out = Path(tempfile.mkdtemp(prefix=f"throughput-{args.worker}-"))
@@ -293,20 +362,46 @@ def worker(args) -> dict:
         trained, meter, memory = run_tunelab(model, tokenizer, rows, args, device, out)
     else:
         trained, meter, memory = run_trl(model, tokenizer, rows, args, device, out, best=args.worker == "trl-best")
-    result = {"variant": args.worker, **meter.summary(args.warmup), **memory.summary(),
-              "flops_per_token": flops_per_token(trained, args.method), "attention": attn, "dtype": str(dtype).replace("torch.", ""),
-              "gradient_checkpointing": gradient_checkpointing(trained)}
+    result = {
+        "variant": args.worker,
+        **meter.summary(args.warmup),
+        **memory.summary(),
+        "flops_per_token": flops_per_token(trained, args.method),
+        "attention": attn,
+        "dtype": str(dtype).replace("torch.", ""),
+        "gradient_checkpointing": gradient_checkpointing(trained),
+    }
     return result
 
 
 # ---------------------------------------------------------------- parent
 
+
 def child(args, variant: str) -> dict:
-    command = [sys.executable, __file__, "--worker", variant, "--device", args.device, "--shape", args.shape,
-               "--method", args.method, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--max-length", str(args.max_length), "--learning-rate", str(args.learning_rate)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        variant,
+        "--device",
+        args.device,
+        "--shape",
+        args.shape,
+        "--method",
+        args.method,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--max-length",
+        str(args.max_length),
+        "--learning-rate",
+        str(args.learning_rate),
+    ]
     command += ["--tokenizer", args.tokenizer] if args.tokenizer else []
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    )
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -316,21 +411,39 @@ def report(results: dict, peak: dict, args) -> dict:
     for r in results.values():
         r["mfu"] = r["flops_per_token"] * r["tokens_per_second"] / peak["peak_flops"]
     ours = results.get("tunelab")
-    ratios = {f"tunelab/{v}": ours["tokens_per_second"] / results[v]["tokens_per_second"]
-              for v in ("trl", "trl-best") if ours and v in results}
+    ratios = {
+        f"tunelab/{v}": ours["tokens_per_second"] / results[v]["tokens_per_second"]
+        for v in ("trl", "trl-best")
+        if ours and v in results
+    }
     if ours and "trl-best" in results:
         ratios["peak_memory tunelab/trl-best"] = ours["peak_memory_mb"] / results["trl-best"]["peak_memory_mb"]
-    return {"device": args.device, "shape": args.shape, "method": args.method, "steps": args.steps, "warmup": args.warmup,
-            "batch": BATCH, **peak, "variants": results, "ratios": ratios}
+    return {
+        "device": args.device,
+        "shape": args.shape,
+        "method": args.method,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "batch": BATCH,
+        **peak,
+        "variants": results,
+        "ratios": ratios,
+    }
 
 
 def print_table(summary: dict) -> None:
-    print(f"{summary['shape']} {summary['method']} on {summary['device']}: {summary['steps']} steps of {summary['batch']} examples, "
-          f"first {summary['warmup']} skipped; peak {summary['peak_flops'] / 1e12:.2f} TFLOP/s {summary['peak_dtype']}")
-    print(f"{'variant':10} {'tokens/s':>10} {'tokens/step':>12} {'peak MB':>9} {'growth MB':>10} {'MFU':>7}  attention, grad ckpt")
+    print(
+        f"{summary['shape']} {summary['method']} on {summary['device']}: {summary['steps']} steps of {summary['batch']} examples, "
+        f"first {summary['warmup']} skipped; peak {summary['peak_flops'] / 1e12:.2f} TFLOP/s {summary['peak_dtype']}"
+    )
+    print(
+        f"{'variant':10} {'tokens/s':>10} {'tokens/step':>12} {'peak MB':>9} {'growth MB':>10} {'MFU':>7}  attention, grad ckpt"
+    )
     for r in summary["variants"].values():
-        print(f"{r['variant']:10} {r['tokens_per_second']:10.0f} {r['tokens_per_step']:12.0f} {r['peak_memory_mb']:9.0f} "
-              f"{r['memory_growth_mb']:10.0f} {100 * r['mfu']:6.1f}%  {r['attention']}, {r['gradient_checkpointing']}")
+        print(
+            f"{r['variant']:10} {r['tokens_per_second']:10.0f} {r['tokens_per_step']:12.0f} {r['peak_memory_mb']:9.0f} "
+            f"{r['memory_growth_mb']:10.0f} {100 * r['mfu']:6.1f}%  {r['attention']}, {r['gradient_checkpointing']}"
+        )
     for name, value in summary["ratios"].items():
         print(f"{name}: {value:.2f}x")
 
@@ -345,8 +458,11 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=None, help="default: tunelab's (2e-4 LoRA, 2e-5 full)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--tokenizer", help="a folder with SmolLM2's tokenizer, for random-weight shapes where the bundled "
-                                            "package is not installed (default: the bundled one)")
+    parser.add_argument(
+        "--tokenizer",
+        help="a folder with SmolLM2's tokenizer, for random-weight shapes where the bundled "
+        "package is not installed (default: the bundled one)",
+    )
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--peak-only", action="store_true", help=argparse.SUPPRESS)
@@ -360,8 +476,16 @@ def main() -> None:
         print(json.dumps(device_peak_flops(args.device)))
         return
     results = {v: child(args, v) for v in args.variants.split(",")}
-    peak = json.loads(subprocess.run([sys.executable, __file__, "--peak-only", "--device", args.device], capture_output=True,
-                                     text=True, check=True).stdout.strip().splitlines()[-1])
+    peak = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--peak-only", "--device", args.device],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     summary = report(results, peak, args)
     print_table(summary)
     if args.json:

@@ -33,15 +33,44 @@ def write_data(path: Path, count: int = 120) -> Path:
     with open(path, "w") as handle:
         for i in range(count):
             user = f"question {i} " + " ".join(rng.choice("abcdefgh") * 3 for _ in range(8))
-            handle.write(json.dumps({"messages": [{"role": "user", "content": user},
-                                                  {"role": "assistant", "content": f"answer {i % 5} " + "y" * (i % 7)}]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": user},
+                            {"role": "assistant", "content": f"answer {i % 5} " + "y" * (i % 7)},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def train_args(data: Path, model: Path, out: Path, max_steps: int, save_steps: int) -> list[str]:
-    return ["train", "--data", str(data), "--model", str(model), "--method", "lora", "--max-steps", str(max_steps),
-            "--save-steps", str(save_steps), "--seed", "1", "--out", str(out),
-            "--set", "train.batch_size=4", "--set", "eval.enabled=false", "--set", "train.save_total_limit=2"]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--method",
+        "lora",
+        "--max-steps",
+        str(max_steps),
+        "--save-steps",
+        str(save_steps),
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "eval.enabled=false",
+        "--set",
+        "train.save_total_limit=2",
+    ]
 
 
 def environment() -> dict:
@@ -51,8 +80,9 @@ def environment() -> dict:
 def run_until(args: list[str], kill_at: int | None, log: Path, timeout: float = 600) -> str:
     """Run `tunelab ARGS`; SIGKILL it once its own output reports step `kill_at`. 'killed', or its exit code."""
     with open(log, "wb") as output:
-        process = subprocess.Popen([str(TUNELAB), *args], stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env=environment())
+        process = subprocess.Popen(
+            [str(TUNELAB), *args], stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=environment()
+        )
     began, seen = time.time(), 0
     while time.time() - began < timeout:
         if process.poll() is not None:
@@ -82,7 +112,10 @@ def final_eval_loss(run: Path):
 def adapter_deviation(a: Path, b: Path) -> float:
     from safetensors.torch import load_file
 
-    wa, wb = load_file(str(a / "adapter" / "adapter_model.safetensors")), load_file(str(b / "adapter" / "adapter_model.safetensors"))
+    wa, wb = (
+        load_file(str(a / "adapter" / "adapter_model.safetensors")),
+        load_file(str(b / "adapter" / "adapter_model.safetensors")),
+    )
     if wa.keys() != wb.keys():
         return float("inf")
     return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
@@ -105,24 +138,38 @@ def chaos(work: Path, kills: int, seed: int, max_steps: int = 30, save_steps: in
     targets = kill_steps(kills, max_steps, random.Random(seed))
     outcomes = []
     for number, target in enumerate(targets + [None]):
-        args = train_args(data, model, chaotic, max_steps, save_steps) if number == 0 else ["train", "--resume", str(chaotic)]
+        args = (
+            train_args(data, model, chaotic, max_steps, save_steps)
+            if number == 0
+            else ["train", "--resume", str(chaotic)]
+        )
         outcomes.append(run_until(args, target, work / f"B{number}.log"))
     a, b = losses(reference), losses(chaotic)
     steps = sorted(set(a) & set(b))
     loss_deviation = max((abs(a[s] - b[s]) for s in steps), default=float("inf"))
     eval_a, eval_b = final_eval_loss(reference), final_eval_loss(chaotic)
     survived = sum(o == "killed" for o in outcomes[:-1]) if outcomes[-1] == "0" else 0
-    return {"kills_planned": kills, "kill_steps": targets, "outcomes": outcomes, "kills_survived": survived,
-            "steps_compared": len(steps), "steps_expected": max_steps, "max_loss_deviation": loss_deviation,
-            "final_eval_loss": [eval_a, eval_b],
-            "eval_loss_deviation": abs(eval_a - eval_b) if eval_a is not None and eval_b is not None else float("inf"),
-            "adapter_max_abs_deviation": adapter_deviation(reference, chaotic) if outcomes[-1] == "0" else float("inf")}
+    return {
+        "kills_planned": kills,
+        "kill_steps": targets,
+        "outcomes": outcomes,
+        "kills_survived": survived,
+        "steps_compared": len(steps),
+        "steps_expected": max_steps,
+        "max_loss_deviation": loss_deviation,
+        "final_eval_loss": [eval_a, eval_b],
+        "eval_loss_deviation": abs(eval_a - eval_b) if eval_a is not None and eval_b is not None else float("inf"),
+        "adapter_max_abs_deviation": adapter_deviation(reference, chaotic) if outcomes[-1] == "0" else float("inf"),
+    }
 
 
 def passed(result: dict, tolerance: float) -> bool:
-    return (result["kills_survived"] == result["kills_planned"] and result["steps_compared"] == result["steps_expected"]
-            and max(result["max_loss_deviation"], result["eval_loss_deviation"]) <= tolerance
-            and result["adapter_max_abs_deviation"] <= tolerance)
+    return (
+        result["kills_survived"] == result["kills_planned"]
+        and result["steps_compared"] == result["steps_expected"]
+        and max(result["max_loss_deviation"], result["eval_loss_deviation"]) <= tolerance
+        and result["adapter_max_abs_deviation"] <= tolerance
+    )
 
 
 def main() -> int:
@@ -140,15 +187,19 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     began = time.time()
     result = chaos(work, options.kills, seed, options.max_steps, options.save_steps)
-    result.update(seed=seed, work=str(work), seconds=round(time.time() - began, 1), passed=passed(result, options.tolerance))
+    result.update(
+        seed=seed, work=str(work), seconds=round(time.time() - began, 1), passed=passed(result, options.tolerance)
+    )
     if options.json:
         print(json.dumps(result))
     else:
-        print(f"kills survived: {result['kills_survived']}/{options.kills} at steps {result['kill_steps']} "
-              f"(seed {seed}); steps compared {result['steps_compared']}/{options.max_steps}; "
-              f"max loss deviation {result['max_loss_deviation']:.3g}; final eval_loss deviation "
-              f"{result['eval_loss_deviation']:.3g}; adapter max |dw| {result['adapter_max_abs_deviation']:.3g}; "
-              f"{'PASS' if result['passed'] else 'FAIL'} in {result['seconds']}s")
+        print(
+            f"kills survived: {result['kills_survived']}/{options.kills} at steps {result['kill_steps']} "
+            f"(seed {seed}); steps compared {result['steps_compared']}/{options.max_steps}; "
+            f"max loss deviation {result['max_loss_deviation']:.3g}; final eval_loss deviation "
+            f"{result['eval_loss_deviation']:.3g}; adapter max |dw| {result['adapter_max_abs_deviation']:.3g}; "
+            f"{'PASS' if result['passed'] else 'FAIL'} in {result['seconds']}s"
+        )
     return 0 if result["passed"] else 1
 
 

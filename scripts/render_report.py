@@ -30,9 +30,18 @@ def screenshot(report: Path, out: Path, width: int = 1200, height: int = 4000, t
     if browser is None:
         raise FileNotFoundError("chromium not found (Debian: apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as profile:
-        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                   "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-                   f"--screenshot={out}", report.resolve().as_uri()]
+        command = [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            f"--screenshot={out}",
+            report.resolve().as_uri(),
+        ]
         subprocess.run(command, check=True, capture_output=True, timeout=timeout)
 
 
@@ -48,9 +57,15 @@ def pixel_stats(png: Path) -> dict:
 def check(report: Path, out: Path) -> dict:
     text = report.read_text(encoding="utf-8")
     screenshot(report, out)
-    result = {"screenshot": str(out), **pixel_stats(out), "figures": len(re.findall(r"<img|<svg", text)),
-              "tables": text.count("<table")}
-    result["ok"] = result["variance"] > 100 and result["colours"] > 50 and result["figures"] >= 2 and result["tables"] >= 1
+    result = {
+        "screenshot": str(out),
+        **pixel_stats(out),
+        "figures": len(re.findall(r"<img|<svg", text)),
+        "tables": text.count("<table"),
+    }
+    result["ok"] = (
+        result["variance"] > 100 and result["colours"] > 50 and result["figures"] >= 2 and result["tables"] >= 1
+    )
     return result
 
 

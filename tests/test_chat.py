@@ -3,8 +3,8 @@
 import sys
 
 import pytest
-
 from test_export_fixtures import full_run, lora_run  # noqa: F401
+
 from tunelab.errors import ModelError
 from tunelab.inference.chat import ChatSession
 from tunelab.inference.engine import LoadedModel, load_target
@@ -29,11 +29,32 @@ def test_classification_models_are_refused():
 def test_chat_in_a_pseudo_terminal_two_turns_reset_exit(lora_run, tmp_path):
     import pexpect
 
-    env = {"TUNELAB_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TERM": "dumb",
-           "TUNELAB_QUIET": "1"}
-    child = pexpect.spawn(sys.executable, ["-m", "tunelab.cli.main", "chat", str(lora_run), "--temperature", "0",
-                                           "--max-new-tokens", "4", "--system", "be brief"],
-                          env=env, encoding="utf-8", timeout=180, dimensions=(40, 160))
+    env = {
+        "TUNELAB_HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "TERM": "dumb",
+        "TUNELAB_QUIET": "1",
+    }
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "tunelab.cli.main",
+            "chat",
+            str(lora_run),
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "4",
+            "--system",
+            "be brief",
+        ],
+        env=env,
+        encoding="utf-8",
+        timeout=180,
+        dimensions=(40, 160),
+    )
     try:
         child.expect("/reset")
         child.expect("you> ")
@@ -59,14 +80,34 @@ def test_chat_in_a_pseudo_terminal_two_turns_reset_exit(lora_run, tmp_path):
 
 def test_compare_shows_base_and_tuned_side_by_side(lora_run, tmp_path):
     import pexpect
-
     from tiny_models import tiny_llama
 
-    env = {"TUNELAB_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TERM": "dumb",
-           "TUNELAB_QUIET": "1"}
-    child = pexpect.spawn(sys.executable, ["-m", "tunelab.cli.main", "chat", str(lora_run), "--compare", str(tiny_llama()),
-                                           "--temperature", "0", "--max-new-tokens", "4"],
-                          env=env, encoding="utf-8", timeout=180, dimensions=(40, 200))
+    env = {
+        "TUNELAB_HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "TERM": "dumb",
+        "TUNELAB_QUIET": "1",
+    }
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "tunelab.cli.main",
+            "chat",
+            str(lora_run),
+            "--compare",
+            str(tiny_llama()),
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "4",
+        ],
+        env=env,
+        encoding="utf-8",
+        timeout=180,
+        dimensions=(40, 200),
+    )
     try:
         child.expect("you> ")
         child.sendline("hello")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tiny_models import tiny_llama
 
 TUNELAB = str(Path(sys.executable).with_name("tunelab"))
@@ -24,16 +23,37 @@ def chat_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli") / "chat.jsonl"
     with open(path, "w") as handle:
         for i in range(120):
-            handle.write(json.dumps({"messages": [{"role": "user", "content": f"Question {i}: where is order {1000 + i * 7}?"},
-                                                  {"role": "assistant", "content": f"Order {1000 + i * 7} ships in {i % 5 + 1} days."}]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"Question {i}: where is order {1000 + i * 7}?"},
+                            {"role": "assistant", "content": f"Order {1000 + i * 7} ships in {i % 5 + 1} days."},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 @pytest.fixture(scope="module")
 def finished_run(chat_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
-    result = tunelab("train", "--data", chat_file, "--model", tiny_llama(), "--max-steps", "3", "--out", out, "--json",
-                     "--set", "eval.probes=false")
+    result = tunelab(
+        "train",
+        "--data",
+        chat_file,
+        "--model",
+        tiny_llama(),
+        "--max-steps",
+        "3",
+        "--out",
+        out,
+        "--json",
+        "--set",
+        "eval.probes=false",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return out, json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -56,7 +76,11 @@ def test_run_folder_contract(finished_run):
     assert "eval_loss" in steps[-1]
     evaluation = json.loads((out / "eval.json").read_text())
     assert evaluation["primary_metric"] in evaluation["tuned"]
-    assert set(evaluation["base"]) == set(evaluation["tuned"]) and evaluation["split"] == "test" and evaluation["n_examples"] > 0
+    assert (
+        set(evaluation["base"]) == set(evaluation["tuned"])
+        and evaluation["split"] == "test"
+        and evaluation["n_examples"] > 0
+    )
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["task"] == "causal-lm" and resolved["method"] == "lora"  # defaults followed the data and model
 
@@ -92,14 +116,17 @@ def test_init_writes_a_config_that_loads(tmp_path):
     assert tunelab("init", path).returncode == 2  # no silent overwrite
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--data", "no/such/file.jsonl"], "not found"),
-    (["--model", "./no/such/model"], "not found"),
-    (["--set", "train.learning_rate=-1"], "train.learning_rate"),
-    (["--set", "lora.r=0"], "lora.r"),
-    (["--set", "nonsense.key=3"], "nonsense"),
-    (["--method", "magic"], "method"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--data", "no/such/file.jsonl"], "not found"),
+        (["--model", "./no/such/model"], "not found"),
+        (["--set", "train.learning_rate=-1"], "train.learning_rate"),
+        (["--set", "lora.r=0"], "lora.r"),
+        (["--set", "nonsense.key=3"], "nonsense"),
+        (["--method", "magic"], "method"),
+    ],
+)
 def test_bad_input_is_one_clear_line(args, words, chat_file, tmp_path):
     base = ["train", "--data", chat_file] if "--data" not in args else ["train"]
     result = tunelab(*base, *args, "--out", tmp_path / "run")
@@ -108,11 +135,14 @@ def test_bad_input_is_one_clear_line(args, words, chat_file, tmp_path):
     assert "error:" in result.stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", "--batch-size", "8"], "No such option: --batch-size"),
-    (["train", "--epochs", "three"], "--epochs"),
-    (["trian"], "No such command 'trian'"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--batch-size", "8"], "No such option: --batch-size"),
+        (["train", "--epochs", "three"], "--epochs"),
+        (["trian"], "No such command 'trian'"),
+    ],
+)
 def test_usage_errors_exit_2_without_a_traceback(args, words):
     result = tunelab(*args)
     assert result.returncode == 2
@@ -120,7 +150,9 @@ def test_usage_errors_exit_2_without_a_traceback(args, words):
 
 
 def test_qlora_refuses_without_cuda(chat_file, tmp_path):
-    result = tunelab("train", "--data", chat_file, "--model", tiny_llama(), "--method", "qlora", "--out", tmp_path / "q")
+    result = tunelab(
+        "train", "--data", chat_file, "--model", tiny_llama(), "--method", "qlora", "--out", tmp_path / "q"
+    )
     assert result.returncode == 2 and "CUDA" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -134,7 +166,9 @@ def test_example_configs_are_valid():
 
 
 def test_dry_run_shows_trained_tokens_and_estimate(chat_file, tmp_path):
-    result = tunelab("train", "--data", chat_file, "--model", tiny_llama(), "--dry-run", "--json", "--out", tmp_path / "d")
+    result = tunelab(
+        "train", "--data", chat_file, "--model", tiny_llama(), "--dry-run", "--json", "--out", tmp_path / "d"
+    )
     assert result.returncode == 0, result.stderr[-1500:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["status"] == "dry-run" and 0 < summary["trained_tokens"] < summary["train_tokens"]

@@ -13,8 +13,15 @@ from tunelab.cost.tokens import openai_count
 from tunelab.errors import ConfigError
 from tunelab.models.catalogue import lookup
 
-CHAT = [{"messages": [{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}]}
-        for i in range(12)]
+CHAT = [
+    {
+        "messages": [
+            {"role": "user", "content": f"What is {i} plus {i}?"},
+            {"role": "assistant", "content": f"It is {2 * i}."},
+        ]
+    }
+    for i in range(12)
+]
 
 
 def write_prepared(folder, records):
@@ -27,13 +34,16 @@ def write_prepared(folder, records):
 def test_cli_json_has_the_contract_keys():
     from tunelab.cli.cost import app
 
-    result = CliRunner().invoke(app, ["estimate", "--model", "meta-llama/Meta-Llama-3-8B", "--method", "full",
-                                      "--gpu", "H100-80GB", "--json"])
+    result = CliRunner().invoke(
+        app, ["estimate", "--model", "meta-llama/Meta-Llama-3-8B", "--method", "full", "--gpu", "H100-80GB", "--json"]
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     for key in ("train_tokens", "per_device_memory_gb", "fits", "gpu_hours", "cost_usd"):
         assert key in out
-    assert out["fits"] is False and out["token_count"] == "assumed" and "assumed 1,000 examples" in out["assumptions"][0]
+    assert (
+        out["fits"] is False and out["token_count"] == "assumed" and "assumed 1,000 examples" in out["assumptions"][0]
+    )
     assert out["cost_usd"]["low"] <= out["cost_usd"]["high"] and out["gpu_hours"]["low"] < out["gpu_hours"]["high"]
 
 
@@ -50,8 +60,12 @@ def test_unknown_gpu_is_one_line_and_exit_2():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "tunelab.cli.main", "cost", "estimate", "--gpu", "X100", "--json"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tunelab.cli.main", "cost", "estimate", "--gpu", "X100", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "unknown GPU" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -66,7 +80,9 @@ def test_every_price_has_a_source_and_date():
 
 def test_user_price_file_overrides_the_package(tmp_path, tunelab_home):
     base = estimate("meta-llama/Llama-3.2-1B", "lora", gpu="H100-80GB", epochs=300)
-    (tunelab_home / "prices.yaml").write_text(yaml.safe_dump({"gpus": {"H100-80GB": {"price_per_hour": {"low": 20.0, "high": 45.0}}}}))
+    (tunelab_home / "prices.yaml").write_text(
+        yaml.safe_dump({"gpus": {"H100-80GB": {"price_per_hour": {"low": 20.0, "high": 45.0}}}})
+    )
     dearer = estimate("meta-llama/Llama-3.2-1B", "lora", gpu="H100-80GB", epochs=300)
     assert dearer["cost_usd"]["high"] == pytest.approx(base["cost_usd"]["high"] * 10, rel=0.05)
     explicit = tmp_path / "mine.yaml"
@@ -75,16 +91,21 @@ def test_user_price_file_overrides_the_package(tmp_path, tunelab_home):
 
 
 def test_token_count_equals_a_direct_tokenizer_count(tmp_path):
-    from transformers import AutoTokenizer
-
     from tiny_models import tiny_llama
+    from transformers import AutoTokenizer
 
     model = tiny_llama()
     data = write_prepared(tmp_path / "prepared", CHAT + [{"text": "plain text record"}])
     out = estimate(str(model), "lora", data=data, epochs=2, gpu="cpu")
     tokenizer = AutoTokenizer.from_pretrained(model)
-    direct = sum(len(tokenizer(tokenizer.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"])
-                 for r in CHAT)
+    direct = sum(
+        len(
+            tokenizer(tokenizer.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)[
+                "input_ids"
+            ]
+        )
+        for r in CHAT
+    )
     direct += len(tokenizer("plain text record", add_special_tokens=False)["input_ids"]) + 1  # + end of text
     assert out["token_count"] == "exact" and out["tokens_per_epoch"] == direct and out["train_tokens"] == 2 * direct
 
@@ -114,8 +135,17 @@ def test_flops_are_6n_for_full_and_4n_for_frozen_base():
 
 
 def test_calibration_measures_this_machine(tmp_path):
-    config = {"model_type": "llama", "vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256, "hidden_act": "silu"}
+    config = {
+        "model_type": "llama",
+        "vocab_size": 512,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "hidden_act": "silu",
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     out = estimate(str(tmp_path), "lora", seq_len=64, micro_batch=2, calibrate=True)
     assert out["gpu"] == "CPU" and out["calibration"]["flops_per_second"] > 0

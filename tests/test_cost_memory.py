@@ -10,9 +10,18 @@ from tunelab.cost.estimate import FITS, NO_FIT, memory_verdict
 from tunelab.cost.memory import GB, TrainSetup, activation_bytes_per_token, estimate_memory, trainable_params
 from tunelab.models.catalogue import lookup, spec_from_config
 
-TINY = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 6,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512, "tie_word_embeddings": True,
-        "hidden_act": "silu"}
+TINY = {
+    "model_type": "llama",
+    "vocab_size": 1000,
+    "hidden_size": 128,
+    "intermediate_size": 352,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": True,
+    "hidden_act": "silu",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +76,10 @@ def test_lora_trainable_parameters_equal_peft_count():
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_config(LlamaConfig(**TINY)),
-                           LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_config(LlamaConfig(**TINY)),
+        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"),
+    )
     counted = sum(p.numel() for p in model.parameters() if p.requires_grad)
     spec = spec_from_config(TINY, "tiny")
     assert trainable_params(spec, TrainSetup(method="lora", lora_r=8)) == counted
@@ -104,7 +115,9 @@ def saved_activation_bytes(method: str, dropout: float, rows: int, length: int) 
 @pytest.mark.parametrize("method,dropout", [("full", 0.05), ("lora", 0.05), ("lora", 0.0)])
 def test_activation_term_matches_what_autograd_saves(method, dropout):
     rows, length = 2, 64
-    setup = TrainSetup(method=method, micro_batch=rows, seq_len=length, lora_r=8, lora_dropout=dropout, compute_bytes=4, on_gpu=False)
+    setup = TrainSetup(
+        method=method, micro_batch=rows, seq_len=length, lora_r=8, lora_dropout=dropout, compute_bytes=4, on_gpu=False
+    )
     estimated = activation_bytes_per_token(spec_from_config(TINY, "tiny"), setup) * rows * length
     assert estimated == pytest.approx(saved_activation_bytes(method, dropout, rows, length), rel=0.10)
 
@@ -115,7 +128,10 @@ def test_prompt_and_adapter_methods_train_few_parameters():
     for method in ("prompt-tuning", "prefix-tuning", "adapter", "ia3"):
         count = trainable_params(spec, replace(base, method=method))
         assert 0 < count < 0.01 * spec.params, method
-    assert estimate_memory(spec, replace(base, method="prompt-tuning")).total / GB < estimate_memory(spec, base).total / GB * 1.1
+    assert (
+        estimate_memory(spec, replace(base, method="prompt-tuning")).total / GB
+        < estimate_memory(spec, base).total / GB * 1.1
+    )
 
 
 def test_training_memory_counts_weights_and_the_rise_above_the_start():

@@ -20,7 +20,12 @@ def gigaword(tmp_path_factory):
     if not source.is_file():
         pytest.skip("the T0 gigaword sample is only present in the project's workspace and CI")
     out = tmp_path_factory.mktemp("giga") / "prepared"
-    subprocess.run([str(TUNELAB), "data", "prepare", str(source), "--out", str(out), "--json"], check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        [str(TUNELAB), "data", "prepare", str(source), "--out", str(out), "--json"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     return out
 
 
@@ -35,7 +40,9 @@ def test_token_count_equals_direct_count_with_the_bundled_tokenizer(gigaword):
     direct = 0
     for line in (gigaword / "train.jsonl").read_text().splitlines():
         messages = json.loads(line)["messages"]
-        direct += len(tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"])
+        direct += len(
+            tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"]
+        )
     assert estimate(None, "lora", data=gigaword, epochs=1, gpu="cpu")["train_tokens"] == direct
 
 
@@ -43,8 +50,26 @@ def test_token_count_equals_direct_count_with_the_bundled_tokenizer(gigaword):
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_memory_estimate_within_25_percent_of_a_real_runs_training_memory(gigaword, method, tmp_path):
     run = tmp_path / "run"
-    subprocess.run([str(TUNELAB), "train", "--data", str(gigaword), "--method", method, "--max-steps", "3", "--out", str(run),
-                    "--set", "eval.enabled=false", "--json"], check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        [
+            str(TUNELAB),
+            "train",
+            "--data",
+            str(gigaword),
+            "--method",
+            method,
+            "--max-steps",
+            "3",
+            "--out",
+            str(run),
+            "--set",
+            "eval.enabled=false",
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     cost = json.loads((run / "eval.json").read_text())["cost"]
     assert cost["actual"]["memory_measured_as"].endswith("(VmHWM)")
     ratio = cost["estimate"]["per_device_memory_gb"] / cost["actual"]["peak_memory_gb"]

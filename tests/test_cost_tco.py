@@ -43,8 +43,21 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     from tunelab.cli.cost import app
 
     plot = tmp_path / "tco.png"
-    result = CliRunner().invoke(app, ["tco", "--requests-per-day", "20000", "--tokens-per-request", "800", "--months", "12",
-                                      "--plot", str(plot), "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "tco",
+            "--requests-per-day",
+            "20000",
+            "--tokens-per-request",
+            "800",
+            "--months",
+            "12",
+            "--plot",
+            str(plot),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert [o["name"] for o in out["options"]][0].startswith("OpenAI") and len(out["options"]) == 3

@@ -11,10 +11,20 @@ runner = CliRunner()
 
 
 def chat_file(path, n: int, offset: int = 0):
-    path.write_text("".join(json.dumps({"messages": [
-        {"role": "user", "content": f"question {i} about item {i * 3} and its many features today"},
-        {"role": "assistant", "content": f"the answer for {i} is {i * 7} with detail {i % 11}"}]}) + "\n"
-        for i in range(offset, offset + n)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"question {i} about item {i * 3} and its many features today"},
+                        {"role": "assistant", "content": f"the answer for {i} is {i * 7} with detail {i % 11}"},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(offset, offset + n)
+        )
+    )
     return path
 
 
@@ -24,7 +34,9 @@ def invoke(*args):
 
 def test_prepare_json_stats_and_diff(tmp_path):
     src = chat_file(tmp_path / "a.jsonl", 150)
-    result = invoke("prepare", src, "--out", tmp_path / "v1", "--model", "whitespace", "--json", "--split", "0.8,0.1,0.1")
+    result = invoke(
+        "prepare", src, "--out", tmp_path / "v1", "--model", "whitespace", "--json", "--split", "0.8,0.1,0.1"
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout.strip())
     assert manifest["counts"]["kept"] == 150 and manifest["version"]
@@ -37,7 +49,7 @@ def test_prepare_json_stats_and_diff(tmp_path):
 
 
 def test_validate_reports_and_refuses_unusable(tmp_path):
-    (tmp_path / "bad.jsonl").write_text("nope\n{\"messages\": \"x\"}\n")
+    (tmp_path / "bad.jsonl").write_text('nope\n{"messages": "x"}\n')
     result = invoke("validate", tmp_path / "bad.jsonl", "--json")
     assert isinstance(result.exception, DataError)  # main() turns it into one line and exit 2
     report = json.loads(result.stdout.strip())

@@ -10,7 +10,7 @@ from tunelab.data.split import assign_splits
 
 def shingle_set(text: str) -> set:
     words = text.lower().split()
-    return {tuple(words[i: i + 5]) for i in range(len(words) - 4)}
+    return {tuple(words[i : i + 5]) for i in range(len(words) - 4)}
 
 
 def test_estimate_tracks_true_jaccard():
@@ -37,7 +37,12 @@ def test_signatures_do_not_depend_on_batching_or_case():
 
 
 def test_clusters_pick_the_earliest_and_short_texts_match_exactly():
-    texts = ["one two", "one two", "one three", "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi"]
+    texts = [
+        "one two",
+        "one two",
+        "one three",
+        "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi",
+    ]
     representative, pairs = dedup.near_duplicate_clusters(dedup.signatures(texts), 0.8)
     assert representative.tolist() == [0, 0, 2, 3]
     assert pairs.tolist() == [[0, 1]]

@@ -45,7 +45,9 @@ def test_parquet_and_hf_dataset_folder(tmp_path):
 
 
 def test_json_array_keeps_real_line_numbers(tmp_path):
-    items = [{"instruction": f"do task {i}", "input": "", "output": f"done {i}"} for i in range(5)] + [{"instruction": "x"}]
+    items = [{"instruction": f"do task {i}", "input": "", "output": f"done {i}"} for i in range(5)] + [
+        {"instruction": "x"}
+    ]
     (tmp_path / "a.json").write_text(json.dumps(items, indent=1))
     data = prepared(tmp_path, tmp_path / "a.json")
     assert all_records(data)[0]["messages"][0]["role"] == "user"
@@ -53,24 +55,35 @@ def test_json_array_keeps_real_line_numbers(tmp_path):
     assert reject["category"] == "missing_field" and reject["line"] == 27  # 6th element: line 2 + 5 lines per element
 
 
-@pytest.mark.parametrize("record, expected", [
-    ({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
-     {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}),
-    ({"instruction": "do", "input": "this", "output": "ok"},
-     {"messages": [{"role": "user", "content": "do\n\nthis"}, {"role": "assistant", "content": "ok"}]}),
-    ({"prompt": "p", "completion": "c<|endoftext|>"},
-     {"messages": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "c"}]}),
-    ({"source": "s", "target": "t"}, {"source": "s", "target": "t"}),
-    ({"text": "plain  text\r\n\n\n\nmore\u0007"}, {"text": "plain  text\n\nmore"}),
-])
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (
+            {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        ),
+        (
+            {"instruction": "do", "input": "this", "output": "ok"},
+            {"messages": [{"role": "user", "content": "do\n\nthis"}, {"role": "assistant", "content": "ok"}]},
+        ),
+        (
+            {"prompt": "p", "completion": "c<|endoftext|>"},
+            {"messages": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "c"}]},
+        ),
+        ({"source": "s", "target": "t"}, {"source": "s", "target": "t"}),
+        ({"text": "plain  text\r\n\n\n\nmore\u0007"}, {"text": "plain  text\n\nmore"}),
+    ],
+)
 def test_schemas_normalise(tmp_path, record, expected):
     (tmp_path / "d.jsonl").write_text(json.dumps(record) + "\n")
     assert all_records(prepared(tmp_path, tmp_path / "d.jsonl")) == [expected]
 
 
 def test_truncate_pii_and_augment(tmp_path):
-    lines = [{"text": f"mail me at user{i}@example.com or +1 555 123 4567 " + "word " * 30, "label": "x" if i % 2 else "y"}
-             for i in range(40)]
+    lines = [
+        {"text": f"mail me at user{i}@example.com or +1 555 123 4567 " + "word " * 30, "label": "x" if i % 2 else "y"}
+        for i in range(40)
+    ]
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     out = prepare_dataset([tmp_path / "d.jsonl"], tmp_path / "o", DataConfig(**FORCE, redact_pii=True, augment=2))
     assert out["cleaning"]["emails_redacted"] == 40 and out["cleaning"]["phones_redacted"] == 40
@@ -81,5 +94,7 @@ def test_truncate_pii_and_augment(tmp_path):
     assert "@" not in (tmp_path / "o" / "train.jsonl").read_text()
     with pytest.raises(DataError, match="too_long: 40"):
         prepare_dataset([tmp_path / "d.jsonl"], tmp_path / "t", DataConfig(**FORCE, max_tokens=10))
-    cut = prepare_dataset([tmp_path / "d.jsonl"], tmp_path / "t", DataConfig(**FORCE, max_tokens=10, overlong="truncate"))
+    cut = prepare_dataset(
+        [tmp_path / "d.jsonl"], tmp_path / "t", DataConfig(**FORCE, max_tokens=10, overlong="truncate")
+    )
     assert cut["length"]["truncated"] == 40 and cut["token_stats"]["max"] == 10

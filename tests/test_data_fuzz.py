@@ -13,11 +13,22 @@ from tunelab.errors import DataError
 
 CONFIG = DataConfig(tokenizer="whitespace", force=True)
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-GOOD = json.dumps({"messages": [{"role": "user", "content": "a question here"}, {"role": "assistant", "content": "an answer"}]})
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-                               st.sampled_from(["messages", "role", "content", "text", "label", "prompt", "completion", "x"]) | st.text(max_size=5),
-                               inner, max_size=4), max_leaves=12)
+GOOD = json.dumps(
+    {"messages": [{"role": "user", "content": "a question here"}, {"role": "assistant", "content": "an answer"}]}
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["messages", "role", "content", "text", "label", "prompt", "completion", "x"])
+            | st.text(max_size=5),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 def prepare_or_refuse(tmp_path, name: str, data: bytes) -> dict | None:
@@ -49,15 +60,18 @@ def test_random_json_lines_never_crash_and_reconcile(tmp_path, values):
     assert manifest is None or manifest["counts"]["input"] == len(lines)
 
 
-@pytest.mark.parametrize("name, data", [
-    ("nested.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n"),
-    ("nested_obj.jsonl", b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n"),
-    ("binary.jsonl", bytes(range(256)) * 4),
-    ("bad.csv", b'a,b\n"unterminated\n'),
-    ("bad.parquet", b"PAR1 not really"),
-    ("empty.jsonl", b""),
-    ("nested.json", b"[" * 100_000),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("nested.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n"),
+        ("nested_obj.jsonl", b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n"),
+        ("binary.jsonl", bytes(range(256)) * 4),
+        ("bad.csv", b'a,b\n"unterminated\n'),
+        ("bad.parquet", b"PAR1 not really"),
+        ("empty.jsonl", b""),
+        ("nested.json", b"[" * 100_000),
+    ],
+)
 def test_known_bad_files_give_data_error(tmp_path, name, data):
     assert prepare_or_refuse(tmp_path, name, data) is None
 

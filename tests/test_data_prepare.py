@@ -12,9 +12,17 @@ FAST = {"tokenizer": "whitespace"}
 
 
 def chat_lines(n: int, start: int = 0) -> list[str]:
-    return [json.dumps({"messages": [{"role": "user", "content": f"question number {i} about topic {i * 7 % 13} please"},
-                                     {"role": "assistant", "content": f"answer {i} is {i * i} because of reason {i % 5}"}]})
-            for i in range(start, start + n)]
+    return [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"question number {i} about topic {i * 7 % 13} please"},
+                    {"role": "assistant", "content": f"answer {i} is {i * i} because of reason {i % 5}"},
+                ]
+            }
+        )
+        for i in range(start, start + n)
+    ]
 
 
 def write(path, lines):

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tiny_models import tiny_llama
 
 pytestmark = pytest.mark.slow
@@ -23,12 +22,36 @@ def common(tmp_path_factory):
     rng = random.Random(1)
     with open(folder / "chat.jsonl", "w") as handle:
         for i in range(160):
-            handle.write(json.dumps({"messages": [
-                {"role": "user", "content": f"item {i} " + " ".join(rng.choice("abcdefgh") * 3 for _ in range(8))},
-                {"role": "assistant", "content": f"answer {i % 7} " + "x" * (i % 11)}]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": f"item {i} " + " ".join(rng.choice("abcdefgh") * 3 for _ in range(8)),
+                            },
+                            {"role": "assistant", "content": f"answer {i % 7} " + "x" * (i % 11)},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     # dropout off: each rank draws its own masks, so only a deterministic model can match exactly
-    return ["train", "--data", str(folder / "chat.jsonl"), "--model", str(tiny_llama()), "--max-steps", "4",
-            "--set", "lora.dropout=0", "--set", "eval.enabled=false", "--set", "tracking.enabled=false"], folder
+    return [
+        "train",
+        "--data",
+        str(folder / "chat.jsonl"),
+        "--model",
+        str(tiny_llama()),
+        "--max-steps",
+        "4",
+        "--set",
+        "lora.dropout=0",
+        "--set",
+        "eval.enabled=false",
+        "--set",
+        "tracking.enabled=false",
+    ], folder
 
 
 def losses(run: Path) -> list[float]:
@@ -37,7 +60,9 @@ def losses(run: Path) -> list[float]:
 
 def run(args, env_extra=None, **kwargs):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.Popen([TUNELAB, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [TUNELAB, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
 
 
 def finished(process) -> str:
@@ -67,9 +92,26 @@ def test_two_machines_on_loopback_match_one(common):
     if not (folder / "one").exists():
         finished(run(args + ["--out", str(folder / "one")]))
     port = str(free_port())
-    launches = [run(args + ["--out", str(folder / "nodes"), "--num-processes", "2", "--num-machines", "2",
-                            "--machine-rank", str(rank), "--main-process-ip", "127.0.0.1", "--main-process-port", port])
-                for rank in (0, 1)]
+    launches = [
+        run(
+            args
+            + [
+                "--out",
+                str(folder / "nodes"),
+                "--num-processes",
+                "2",
+                "--num-machines",
+                "2",
+                "--machine-rank",
+                str(rank),
+                "--main-process-ip",
+                "127.0.0.1",
+                "--main-process-port",
+                port,
+            ]
+        )
+        for rank in (0, 1)
+    ]
     for process in launches:
         finished(process)
     assert max(abs(a - b) for a, b in zip(losses(folder / "one"), losses(folder / "nodes"))) < 1e-4

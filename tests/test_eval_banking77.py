@@ -19,10 +19,31 @@ def test_banking77_report_accuracy_equals_scikit_learn(tmp_path):
 
     run = tmp_path / "run"
     env = {**os.environ, "TUNELAB_HOME": str(tmp_path / "home"), "TUNELAB_QUIET": "1"}
-    done = subprocess.run([sys.executable, "-m", "tunelab.cli.main", "train", "--data", str(DATA / "train.csv"),
-                           "--task", "classification", "--max-steps", "30", "--out", str(run),
-                           "--set", "eval.max_examples=400", "--set", "eval.probes=false", "--json"],
-                          capture_output=True, text=True, timeout=1500, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunelab.cli.main",
+            "train",
+            "--data",
+            str(DATA / "train.csv"),
+            "--task",
+            "classification",
+            "--max-steps",
+            "30",
+            "--out",
+            str(run),
+            "--set",
+            "eval.max_examples=400",
+            "--set",
+            "eval.probes=false",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
     evaluation = json.loads((run / "eval.json").read_text())
     rows = evaluation["predictions"]

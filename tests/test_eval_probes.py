@@ -25,7 +25,9 @@ def test_change_rate_compares_after_swapping_back():
 
 
 def test_hallucination_counts_words_and_entities_absent_from_source_and_reference():
-    rates = hallucination.hallucination_rates(["Storm hits Berlin harbour"], ["a storm hit the harbour"], ["storm hits harbour"])
+    rates = hallucination.hallucination_rates(
+        ["Storm hits Berlin harbour"], ["a storm hit the harbour"], ["storm hits harbour"]
+    )
     assert rates["unsupported_word_share"] == 1 / 4 and rates["unsupported_entity_share"] == 1.0
 
 

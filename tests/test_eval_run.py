@@ -15,15 +15,23 @@ WORDS = "cat dog man woman king queen red blue".split()
 def chat_records(answer_json: bool = False):
     def answer(word):
         return json.dumps({"name": word, "colour": "red"}) if answer_json else f"{word} sat"
-    return [{"messages": [{"role": "user", "content": f"the {w} sat on the mat and he ran"},
-                          {"role": "assistant", "content": answer(w)}]} for w in WORDS]
+
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"the {w} sat on the mat and he ran"},
+                {"role": "assistant", "content": answer(w)},
+            ]
+        }
+        for w in WORDS
+    ]
 
 
 def check_contract(result: dict, with_base: bool = True):
     primary = result["primary_metric"]
     assert primary in result["tuned"] and result["n_examples"] > 0 and result["split"] == "test"
     assert set(result["tuned"]) == set(result["intervals"]["tuned"])
-    for name, (low, high) in result["intervals"]["tuned"].items():
+    for _name, (low, high) in result["intervals"]["tuned"].items():
         assert low <= high
     if with_base:
         assert set(result["base"]) == set(result["tuned"]) == set(result["difference"])
@@ -39,7 +47,9 @@ def test_generation_contract_and_probes(tiny_lm_pair):
     result = evaluate_run(tuned, base, chat_records(), "causal-lm", FAST)
     check_contract(result)
     assert result["primary_metric"] == "rougeL"
-    assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "token_f1", "exact_match", "eval_loss", "perplexity"} <= set(result["tuned"])
+    assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "token_f1", "exact_match", "eval_loss", "perplexity"} <= set(
+        result["tuned"]
+    )
     assert result["probes"]["bias"]["pairs"] == 3 and "change_rate" in result["probes"]["bias"]["tuned"]
     assert "unsupported_word_share" in result["probes"]["hallucination"]["tuned"]
     forgetting = result["probes"]["forgetting"]
@@ -50,8 +60,13 @@ def test_generation_contract_and_probes(tiny_lm_pair):
 
 def test_json_references_make_exact_match_primary(tiny_lm_pair):
     tuned, _ = tiny_lm_pair
-    result = evaluate_run(tuned, None, chat_records(answer_json=True), "causal-lm",
-                          FAST.model_copy(update={"baseline": False, "probes": False}))
+    result = evaluate_run(
+        tuned,
+        None,
+        chat_records(answer_json=True),
+        "causal-lm",
+        FAST.model_copy(update={"baseline": False, "probes": False}),
+    )
     assert result["primary_metric"] == "exact_match"
     assert {"json_valid", "field_name", "field_colour"} <= set(result["tuned"])
     assert result["base"] is None and result["difference"] == {}
@@ -85,16 +100,27 @@ def test_unknown_metric_is_a_config_error(tiny_lm_pair):
 
     tuned, _ = tiny_lm_pair
     with pytest.raises(ConfigError, match="bleurt"):
-        evaluate_run(tuned, None, chat_records(), "causal-lm",
-                     FAST.model_copy(update={"metrics": ["bleurt"], "probes": False, "baseline": False}))
+        evaluate_run(
+            tuned,
+            None,
+            chat_records(),
+            "causal-lm",
+            FAST.model_copy(update={"metrics": ["bleurt"], "probes": False, "baseline": False}),
+        )
 
 
 def test_eval_loss_matches_training(tiny_lm_pair):
     """The per-example statistics add up to the training code's own eval loss."""
     from tunelab.training import batches
+
     tuned, _ = tiny_lm_pair
     records = chat_records()
-    result = evaluate_run(tuned, None, records, "causal-lm",
-                          FAST.model_copy(update={"probes": False, "baseline": False, "metrics": ["eval_loss"]}))
+    result = evaluate_run(
+        tuned,
+        None,
+        records,
+        "causal-lm",
+        FAST.model_copy(update={"probes": False, "baseline": False, "metrics": ["eval_loss"]}),
+    )
     expected = batches.eval_loss(tuned.model, tuned.tokenizer, records, "causal-lm", max_length=1024, batch_size=8)
     assert result["tuned"]["eval_loss"] == pytest.approx(expected, rel=1e-4)

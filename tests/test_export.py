@@ -1,8 +1,8 @@
 """Export round trips: merged HF folders equal the adapter model; GGUF reads back to the same greedy output."""
 
 import pytest
-
 from test_export_fixtures import bottleneck_run, full_run, lora_run, prompt_run  # noqa: F401
+
 from tunelab.errors import ModelError
 from tunelab.inference.export import export
 
@@ -23,7 +23,9 @@ def _greedy(model, tokenizer, text, steps=8):
 
     batch = tokenizer(text, return_tensors="pt")
     with torch.no_grad():
-        return model.generate(**batch, max_new_tokens=steps, do_sample=False, pad_token_id=tokenizer.pad_token_id)[0].tolist()
+        return model.generate(**batch, max_new_tokens=steps, do_sample=False, pad_token_id=tokenizer.pad_token_id)[
+            0
+        ].tolist()
 
 
 def _adapter_model(run):
@@ -32,8 +34,9 @@ def _adapter_model(run):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(yaml.safe_load((run / "config.yaml").read_text())["model"]["name"],
-                                                dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(
+        yaml.safe_load((run / "config.yaml").read_text())["model"]["name"], dtype=torch.float32
+    )
     return PeftModel.from_pretrained(base, str(run / "adapter")).eval()
 
 
@@ -42,8 +45,13 @@ def test_lora_merged_hf_folder_matches_the_adapter_model(lora_run, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     result = export(str(lora_run), tmp_path / "merged", merge=True, dtype="fp32")
-    assert result.merged and {"model.safetensors", "config.json", "tokenizer.json", "generation_config.json",
-                              "README.md"} <= set(result.files)
+    assert result.merged and {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "generation_config.json",
+        "README.md",
+    } <= set(result.files)
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
@@ -64,7 +72,11 @@ def test_lora_gguf_reads_back_with_the_same_greedy_output(lora_run, tmp_path):
     result = export(str(lora_run), tmp_path / "gguf", merge=True, fmt="gguf", dtype="fp32")
     assert set(result.files) == {"model.gguf", "Modelfile"}
     reader = GGUFReader(tmp_path / "gguf" / "model.gguf")
-    fields = {name: field.contents() for name, field in reader.fields.items() if name.startswith(("general.a", "tokenizer.ggml.m", "tokenizer.chat"))}
+    fields = {
+        name: field.contents()
+        for name, field in reader.fields.items()
+        if name.startswith(("general.a", "tokenizer.ggml.m", "tokenizer.chat"))
+    }
     assert fields["general.architecture"] == "llama" and fields["tokenizer.ggml.model"] == "gpt2"
     assert "<|im_start|>" in fields["tokenizer.chat_template"]
     assert len(reader.tensors) == 2 * 9 + 2  # tied output: no output.weight
@@ -77,7 +89,11 @@ def test_lora_gguf_reads_back_with_the_same_greedy_output(lora_run, tmp_path):
     for text in ["Hello world, how are you?", "<|im_start|>user\nhi<|im_end|>"]:
         assert embedded(text).input_ids == tokenizer(text).input_ids
     modelfile = (tmp_path / "gguf" / "Modelfile").read_text()
-    assert modelfile.startswith("FROM ./model.gguf") and "TEMPLATE" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert (
+        modelfile.startswith("FROM ./model.gguf")
+        and "TEMPLATE" in modelfile
+        and 'PARAMETER stop "<|im_end|>"' in modelfile
+    )
 
 
 def test_full_fine_tune_exports_to_hf_and_quantized_gguf(full_run, tmp_path):
@@ -116,15 +132,18 @@ def test_unmerged_lora_export_is_a_peft_folder(lora_run, tmp_path):
     assert model.peft_config
 
 
-@pytest.mark.parametrize(("fixture", "options", "words"), [
-    ("lora_run", {"fmt": "gguf"}, "--merge"),
-    ("bottleneck_run", {"merge": True}, "non-linear"),
-    ("prompt_run", {"merge": True}, "virtual tokens"),
-    ("prompt_run", {"fmt": "gguf"}, "--format hf"),
-    ("full_run", {"fmt": "gguf", "quantize": "q4_k_m"}, "llama-quantize"),
-    ("full_run", {"dtype": "fp8"}, "bf16, fp16, fp32"),
-    ("full_run", {"quantize": "q8_0"}, "--format gguf"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "options", "words"),
+    [
+        ("lora_run", {"fmt": "gguf"}, "--merge"),
+        ("bottleneck_run", {"merge": True}, "non-linear"),
+        ("prompt_run", {"merge": True}, "virtual tokens"),
+        ("prompt_run", {"fmt": "gguf"}, "--format hf"),
+        ("full_run", {"fmt": "gguf", "quantize": "q4_k_m"}, "llama-quantize"),
+        ("full_run", {"dtype": "fp8"}, "bf16, fp16, fp32"),
+        ("full_run", {"quantize": "q8_0"}, "--format gguf"),
+    ],
+)
 def test_impossible_exports_say_why_in_one_line(fixture, options, words, request, tmp_path):
     with pytest.raises(ModelError) as error:
         export(str(request.getfixturevalue(fixture)), tmp_path / "out", **options)

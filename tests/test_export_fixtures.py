@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tiny_models import tiny_llama
 
 
@@ -40,8 +39,13 @@ def _peft_run(folder: Path, config) -> Path:
 def lora_run(tmp_path_factory) -> Path:
     import peft
 
-    config = peft.LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM",
-                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    config = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
     return _peft_run(tmp_path_factory.mktemp("lora-run"), config)
 
 
@@ -49,7 +53,9 @@ def lora_run(tmp_path_factory) -> Path:
 def prompt_run(tmp_path_factory) -> Path:
     import peft
 
-    run = _peft_run(tmp_path_factory.mktemp("prompt-run"), peft.PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM"))
+    run = _peft_run(
+        tmp_path_factory.mktemp("prompt-run"), peft.PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM")
+    )
     return write_run(run, "prompt-tuning", tiny_llama())
 
 

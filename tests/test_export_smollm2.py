@@ -1,8 +1,8 @@
 """Export round trips on the real bundled SmolLM2-135M-Instruct with a LoRA adapter (slow: a real model)."""
 
 import pytest
-
 from test_export_fixtures import write_run
+
 from tunelab.inference.export import export
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,9 @@ def smollm2_lora_run(tmp_path):
     base = resolve_bundled("smollm2")
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     torch.manual_seed(0)
-    config = peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM")
+    config = peft.LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM"
+    )
     adapter = peft.get_peft_model(model, config)
     with torch.no_grad():  # a small, non-zero update: answers change, but stay language
         for name, parameter in adapter.named_parameters():
@@ -42,10 +44,13 @@ def test_smollm2_lora_merges_and_round_trips_through_gguf(smollm2_lora_run, tmp_
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32).eval()
     base_name = yaml.safe_load((smollm2_lora_run / "config.yaml").read_text())["model"]["name"]
-    adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_name, dtype=torch.float32),
-                                        str(smollm2_lora_run / "adapter")).eval()
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-               for p in PROMPTS]
+    adapter = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base_name, dtype=torch.float32), str(smollm2_lora_run / "adapter")
+    ).eval()
+    prompts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        for p in PROMPTS
+    ]
     tokenizer.padding_side = "left"
     batch = tokenizer(prompts, return_tensors="pt", padding=True)
     real = batch["attention_mask"].bool()  # logits at padding positions carry no meaning

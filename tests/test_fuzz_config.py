@@ -25,10 +25,19 @@ def known_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str
 
 
 KEYS = known_keys()
-scalars = (st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
-           | st.text(max_size=12) | st.sampled_from(["auto", "lora", "cosine", "0.5", "1e-4", "-1", "nan", "inf", "[]", "{}"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                      max_leaves=8)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["auto", "lora", "cosine", "0.5", "1e-4", "-1", "nan", "inf", "[]", "{}"])
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def tree_from(pairs: list[tuple[str, object]]) -> dict:
@@ -78,23 +87,26 @@ def test_random_set_overrides(key, text):
         assert exc.message
 
 
-@pytest.mark.parametrize("yaml_text, key, says", [
-    ("train:\n  learning_rate: -1\n", "'train.learning_rate'", "greater than 0"),
-    ("train:\n  learning_rate: 5\n", "'train.learning_rate'", "less than or equal to 1"),
-    ("lora:\n  r: 0\n", "'lora.r'", "greater than or equal to 1"),
-    ("lora:\n  dropout: 1.5\n", "'lora.dropout'", "less than 1"),
-    ("data:\n  split: [0.5, 0.1, 0.1]\n", "'data.split'", "sum to 1"),
-    ("data:\n  split: [1.2, -0.1, -0.1]\n", "'data.split'", ">= 0 and sum to 1"),
-    ("train:\n  batch_size: 0\n", "'train.batch_size'", "greater than or equal to 1"),
-    ("train:\n  epochs: many\n", "'train.epochs'", "valid number"),
-    ("train:\n  scheduler: zigzag\n", "'train.scheduler'", "'cosine', 'linear' or 'constant'"),
-    ("method: magic\n", "'method'", "'full', 'lora'"),
-    ("nonsense_key: 3\n", "unknown key 'nonsense_key'", ""),
-    ("train:\n  lerning_rate: 0.1\n", "unknown key 'train.lerning_rate'", ""),
-    ("train: 3\n", "'train'", "valid dictionary"),
-    ("- a\n- b\n", "top level must be a mapping", ""),
-    ("train: [unclosed\n", "run.yaml line 2", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, key, says",
+    [
+        ("train:\n  learning_rate: -1\n", "'train.learning_rate'", "greater than 0"),
+        ("train:\n  learning_rate: 5\n", "'train.learning_rate'", "less than or equal to 1"),
+        ("lora:\n  r: 0\n", "'lora.r'", "greater than or equal to 1"),
+        ("lora:\n  dropout: 1.5\n", "'lora.dropout'", "less than 1"),
+        ("data:\n  split: [0.5, 0.1, 0.1]\n", "'data.split'", "sum to 1"),
+        ("data:\n  split: [1.2, -0.1, -0.1]\n", "'data.split'", ">= 0 and sum to 1"),
+        ("train:\n  batch_size: 0\n", "'train.batch_size'", "greater than or equal to 1"),
+        ("train:\n  epochs: many\n", "'train.epochs'", "valid number"),
+        ("train:\n  scheduler: zigzag\n", "'train.scheduler'", "'cosine', 'linear' or 'constant'"),
+        ("method: magic\n", "'method'", "'full', 'lora'"),
+        ("nonsense_key: 3\n", "unknown key 'nonsense_key'", ""),
+        ("train:\n  lerning_rate: 0.1\n", "unknown key 'train.lerning_rate'", ""),
+        ("train: 3\n", "'train'", "valid dictionary"),
+        ("- a\n- b\n", "top level must be a mapping", ""),
+        ("train: [unclosed\n", "run.yaml line 2", "not valid YAML"),
+    ],
+)
 def test_named_bad_values_name_the_key_and_the_allowed_values(tmp_path, yaml_text, key, says):
     path = tmp_path / "run.yaml"
     path.write_text(yaml_text)
@@ -103,13 +115,16 @@ def test_named_bad_values_name_the_key_and_the_allowed_values(tmp_path, yaml_tex
     assert key in caught.value.message and says in caught.value.message
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["train", "--set", "train.learning_rate=-1"], "'train.learning_rate'"),
-    (["train", "--set", "lora.r=0"], "'lora.r'"),
-    (["train", "--set", "data.split=[0.5,0.1,0.1]"], "sum to 1"),
-    (["train", "--set", "nonsense"], "is not key.path=value"),
-    (["train", "--set", "model.name.x=1"], "model.name"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["train", "--set", "train.learning_rate=-1"], "'train.learning_rate'"),
+        (["train", "--set", "lora.r=0"], "'lora.r'"),
+        (["train", "--set", "data.split=[0.5,0.1,0.1]"], "sum to 1"),
+        (["train", "--set", "nonsense"], "is not key.path=value"),
+        (["train", "--set", "model.name.x=1"], "model.name"),
+    ],
+)
 def test_cli_gives_exit_2_and_one_line(monkeypatch, capsys, argv, says):
     from tunelab.cli import main
 

@@ -55,19 +55,28 @@ def test_saved_dataset_bomb_is_refused(tmp_path, monkeypatch):
 
 
 def test_parquet_with_nested_and_odd_types_gives_records_or_rejects(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "extra": {"a": [1, 2]}},
-            {"messages": None, "extra": None}]
+    rows = [
+        {
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+            "extra": {"a": [1, 2]},
+        },
+        {"messages": None, "extra": None},
+    ]
     path = write_parquet(tmp_path / "odd.parquet", rows * 60, compression="snappy")
     try:
-        manifest = prepare_dataset([path], tmp_path / "out", DataConfig(tokenizer="whitespace", force=True, unknown_keys="ignore"))
+        manifest = prepare_dataset(
+            [path], tmp_path / "out", DataConfig(tokenizer="whitespace", force=True, unknown_keys="ignore")
+        )
     except DataError:
         return
     assert manifest["counts"]["input"] == 120
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.binary(max_size=400) | st.text(max_size=200).map(str.encode),
-       st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".parquet"]))
+@given(
+    st.binary(max_size=400) | st.text(max_size=200).map(str.encode),
+    st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".parquet"]),
+)
 def test_service_upload_check_gives_400_or_accepts(tmp_path, data, suffix):
     """Every upload is hostile: check_upload accepts it or answers an OpenAI-style 400, never another exception."""
     from tunelab.server.errors import ApiError

@@ -4,8 +4,8 @@ import jinja2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tiny_models import smollm2_tokenizer_dir
+
 from tunelab.data import templates
 from tunelab.data.templates import check_template
 from tunelab.errors import DataError
@@ -23,12 +23,24 @@ RUNAWAY = [
     ("{{ 'x' * 10000000000 }}", "too large"),
     ("{{ [0] * 10000000000 }}", "too large"),
     ("{{ 10 ** 100000000 }}", "too large"),
-    ("{% set ns = namespace(s='xx') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}", "too large"),
+    (
+        "{% set ns = namespace(s='xx') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+        "too large",
+    ),
     ("{% for i in range(100000) %}{% for j in range(100000) %}{{ 'y' * 100 }}{% endfor %}{% endfor %}", "characters"),
-    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ messages }}", "took more than"),
+    (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ messages }}",
+        "took more than",
+    ),
 ]
-BROKEN = ["{% for m in messages %}", "{{ messages[99]['content'] }}", "{{ raise_exception('no system role') }}",
-          "{{ 1 / 0 }}", "{% if %}", "just text, no messages"]
+BROKEN = [
+    "{% for m in messages %}",
+    "{{ messages[99]['content'] }}",
+    "{{ raise_exception('no system role') }}",
+    "{{ 1 / 0 }}",
+    "{% if %}",
+    "just text, no messages",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +85,37 @@ def test_broken_templates_give_data_error(tokenizer, template):
         check_template(with_template(tokenizer, template))
 
 
-jinja_pieces = st.sampled_from([
-    "{{ messages }}", "{% for m in messages %}", "{% endfor %}", "{{ m['content'] }}", "{{ m.role }}", "{% if m %}",
-    "{% endif %}", "{{ ''.__class__ }}", "{{ 'a' * 99999999 }}", "{{ range(10**9)|list }}", "{{ bos_token }}",
-    "{% set ns = namespace(a=1) %}", "{{ ns.__dict__ }}", "{{ raise_exception('x') }}", "{{ 1/0 }}", "{{",
-    "}}", "{% generation %}", "{% endgeneration %}", "{{ messages|tojson }}", "{{ (messages|length) ** 99999 }}",
-    "{{ lipsum(1000) }}", "{{ x.y.z }}", "{% break %}", "{{ self }}", "{{ config }}", "{{ request }}",
-])
+jinja_pieces = st.sampled_from(
+    [
+        "{{ messages }}",
+        "{% for m in messages %}",
+        "{% endfor %}",
+        "{{ m['content'] }}",
+        "{{ m.role }}",
+        "{% if m %}",
+        "{% endif %}",
+        "{{ ''.__class__ }}",
+        "{{ 'a' * 99999999 }}",
+        "{{ range(10**9)|list }}",
+        "{{ bos_token }}",
+        "{% set ns = namespace(a=1) %}",
+        "{{ ns.__dict__ }}",
+        "{{ raise_exception('x') }}",
+        "{{ 1/0 }}",
+        "{{",
+        "}}",
+        "{% generation %}",
+        "{% endgeneration %}",
+        "{{ messages|tojson }}",
+        "{{ (messages|length) ** 99999 }}",
+        "{{ lipsum(1000) }}",
+        "{{ x.y.z }}",
+        "{% break %}",
+        "{{ self }}",
+        "{{ config }}",
+        "{{ request }}",
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

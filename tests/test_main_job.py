@@ -15,9 +15,27 @@ pytestmark = pytest.mark.slow
 def test_demo_job_beats_the_base_model(tmp_path):
     tunelab = str(Path(sys.executable).with_name("tunelab"))
     out = tmp_path / "run"
-    result = subprocess.run([tunelab, "train", "--out", str(out), "--json", "--set", "data.demo_size=120", "--max-steps", "14",
-                             "--set", "eval.probes=false", "--set", "tracking.enabled=false"],
-                            capture_output=True, text=True, timeout=1500, env={**os.environ})
+    result = subprocess.run(
+        [
+            tunelab,
+            "train",
+            "--out",
+            str(out),
+            "--json",
+            "--set",
+            "data.demo_size=120",
+            "--max-steps",
+            "14",
+            "--set",
+            "eval.probes=false",
+            "--set",
+            "tracking.enabled=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluation = json.loads((out / "eval.json").read_text())
     metric = evaluation["primary_metric"]

@@ -5,23 +5,39 @@ import json
 
 import pytest
 import torch
-
 from tiny_models import tiny_bert, tiny_llama, tiny_t5
+
 from tunelab.config import load_config
 from tunelab.errors import HardwareError, TrainingError
-from tunelab.jobs.finetune import encode_split, loop_settings, load_tokenizer_for
+from tunelab.jobs.finetune import encode_split, load_tokenizer_for, loop_settings
 from tunelab.methods.registry import build_model, load_trained, parameter_counts, save_trained
 from tunelab.runs import MetricsLog
 from tunelab.training.loop import train_loop
 
-CHAT = [{"messages": [{"role": "user", "content": f"code {i} please"}, {"role": "assistant", "content": f"reply {i % 5} done"}]}
-        for i in range(32)]
+CHAT = [
+    {
+        "messages": [
+            {"role": "user", "content": f"code {i} please"},
+            {"role": "assistant", "content": f"reply {i % 5} done"},
+        ]
+    }
+    for i in range(32)
+]
 METHODS = ["full", "lora", "prompt-tuning", "prefix-tuning", "adapter", "ia3"]
 
 
 def config_for(model, method, task="causal-lm", **overrides):
-    return load_config(None, {"model.name": str(model), "method": method, "task": task, "train.max_steps": 3,
-                              "train.batch_size": 8, **overrides})
+    return load_config(
+        None,
+        {
+            "model.name": str(model),
+            "method": method,
+            "task": task,
+            "train.max_steps": 3,
+            "train.batch_size": 8,
+            **overrides,
+        },
+    )
 
 
 def train_briefly(config, records, tmp_path, labels=None, **loop_kwargs):
@@ -31,7 +47,9 @@ def train_briefly(config, records, tmp_path, labels=None, **loop_kwargs):
     settings = loop_settings(config, len(examples), tokenizer.pad_token_id or 0)
     torch.manual_seed(0)
     model = build_model(config, config.task, config.model.name, labels, "cpu")
-    result = train_loop(model, examples, examples[:8], settings, run_dir=tmp_path, log=MetricsLog(tmp_path / "m.jsonl"), **loop_kwargs)
+    result = train_loop(
+        model, examples, examples[:8], settings, run_dir=tmp_path, log=MetricsLog(tmp_path / "m.jsonl"), **loop_kwargs
+    )
     return model, tokenizer, result
 
 
@@ -58,8 +76,10 @@ def test_method_trains_saves_and_round_trips(method, tmp_path):
 
 
 def test_classification_with_class_weights_and_label_mapping(tmp_path):
-    records = [{"text": f"my {topic} issue number {i}", "label": topic}
-               for i, topic in enumerate(["billing"] * 24 + ["shipping"] * 8)]
+    records = [
+        {"text": f"my {topic} issue number {i}", "label": topic}
+        for i, topic in enumerate(["billing"] * 24 + ["shipping"] * 8)
+    ]
     labels = ["billing", "shipping"]
     config = config_for(tiny_bert(), "full", "classification", **{"train.learning_rate": 1e-3})
     weights = torch.tensor([0.5, 1.5])
@@ -98,8 +118,17 @@ def test_qlora_needs_cuda():
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path):
-    config = config_for(tiny_llama(), "lora", **{"train.learning_rate": 0.5, "train.max_steps": 12, "train.eval_steps": 1,
-                                                 "train.early_stopping_patience": 2, "train.warmup_ratio": 0})
+    config = config_for(
+        tiny_llama(),
+        "lora",
+        **{
+            "train.learning_rate": 0.5,
+            "train.max_steps": 12,
+            "train.eval_steps": 1,
+            "train.early_stopping_patience": 2,
+            "train.warmup_ratio": 0,
+        },
+    )
     model, tokenizer, result = train_briefly(config, CHAT, tmp_path)
     evals = [r["eval_loss"] for r in MetricsLog(tmp_path / "m.jsonl").read()]
     assert result.best_eval_loss == pytest.approx(min(evals))
@@ -115,12 +144,20 @@ def test_nan_loss_stops_with_the_step(tmp_path):
     with torch.no_grad():
         model.model.embed_tokens.weight.fill_(float("nan"))
     with pytest.raises(TrainingError, match="step 1"):
-        train_loop(model, examples, [], loop_settings(config, len(examples), 0), run_dir=tmp_path, log=MetricsLog(tmp_path / "m.jsonl"))
+        train_loop(
+            model,
+            examples,
+            [],
+            loop_settings(config, len(examples), 0),
+            run_dir=tmp_path,
+            log=MetricsLog(tmp_path / "m.jsonl"),
+        )
 
 
 def test_neftune_noise_only_in_training():
-    from tunelab.training.precision import add_neftune
     from transformers import AutoModelForCausalLM
+
+    from tunelab.training.precision import add_neftune
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama())
     ids = torch.tensor([[1, 2, 3, 4]])
@@ -136,8 +173,11 @@ def test_neftune_noise_only_in_training():
 
 def test_gradient_checkpointing_gives_the_same_losses(tmp_path):
     plain = train_briefly(config_for(tiny_llama(), "lora", **{"lora.dropout": 0}), CHAT, tmp_path / "a")
-    checkpointed = train_briefly(config_for(tiny_llama(), "lora", **{"lora.dropout": 0, "train.gradient_checkpointing": True}),
-                                 CHAT, tmp_path / "b")
+    checkpointed = train_briefly(
+        config_for(tiny_llama(), "lora", **{"lora.dropout": 0, "train.gradient_checkpointing": True}),
+        CHAT,
+        tmp_path / "b",
+    )
     a, b = (MetricsLog(p / "m.jsonl").read() for p in (tmp_path / "a", tmp_path / "b"))
     assert plain[2].steps == checkpointed[2].steps == 3
     assert all(abs(x["loss"] - y["loss"]) < 1e-5 for x, y in zip(a, b))
@@ -160,8 +200,20 @@ def test_virtual_token_methods_evaluate_end_to_end(method, tmp_path):
 
     data = tmp_path / "chat.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in CHAT * 4))
-    summary = finetune.run(load_config(None, {"model.name": str(tiny_llama()), "method": method, "data.path": [str(data)],
-                                              "out": str(tmp_path / "run"), "train.max_steps": 2, "eval.probes": False,
-                                              "tracking.enabled": False, "data.near_dup_threshold": 1.0}))
+    summary = finetune.run(
+        load_config(
+            None,
+            {
+                "model.name": str(tiny_llama()),
+                "method": method,
+                "data.path": [str(data)],
+                "out": str(tmp_path / "run"),
+                "train.max_steps": 2,
+                "eval.probes": False,
+                "tracking.enabled": False,
+                "data.near_dup_threshold": 1.0,
+            },
+        )
+    )
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert summary["status"] == "succeeded" and evaluation["tuned"]["eval_loss"] > 0

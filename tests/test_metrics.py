@@ -4,13 +4,32 @@ import numpy as np
 import pytest
 
 from tunelab.evaluation import bootstrap
-from tunelab.evaluation.metrics import (classification_metrics, confusion_matrix, generation_metrics,
-                                        language_model_metrics, normalise, per_class_report, token_f1)
+from tunelab.evaluation.metrics import (
+    classification_metrics,
+    confusion_matrix,
+    generation_metrics,
+    language_model_metrics,
+    normalise,
+    per_class_report,
+    token_f1,
+)
 
-PREDICTIONS = ["the cat sat on the mat", "a quick brown fox jumps", "hello world", "Paris is the capital of France",
-               "no idea", "the dog ran in the park today"]
-REFERENCES = ["the cat is on the mat", "the quick brown fox jumped", "hello there world", "The capital of France is Paris",
-              "I do not know", "a dog ran in the park"]
+PREDICTIONS = [
+    "the cat sat on the mat",
+    "a quick brown fox jumps",
+    "hello world",
+    "Paris is the capital of France",
+    "no idea",
+    "the dog ran in the park today",
+]
+REFERENCES = [
+    "the cat is on the mat",
+    "the quick brown fox jumped",
+    "hello there world",
+    "The capital of France is Paris",
+    "I do not know",
+    "a dog ran in the park",
+]
 
 
 def by_name(metrics):
@@ -64,7 +83,8 @@ def test_json_validity_and_field_accuracy():
 
 
 def test_classification_equals_scikit_learn():
-    from sklearn.metrics import accuracy_score, confusion_matrix as sk_confusion, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix as sk_confusion
 
     rng = np.random.default_rng(3)
     labels = ["a", "b", "c", "d", "e"]
@@ -72,10 +92,19 @@ def test_classification_equals_scikit_learn():
     predictions = [r if rng.random() < 0.6 else rng.choice(labels) for r in references]
     found = by_name(classification_metrics(predictions, references, labels))
     assert found["accuracy"].value() == pytest.approx(accuracy_score(references, predictions))
-    assert found["macro_f1"].value() == pytest.approx(f1_score(references, predictions, average="macro", zero_division=0))
-    assert found["weighted_f1"].value() == pytest.approx(f1_score(references, predictions, average="weighted", zero_division=0))
-    assert confusion_matrix(predictions, references, labels) == sk_confusion(references, predictions, labels=labels).tolist()
-    precision, recall, f1, support = precision_recall_fscore_support(references, predictions, labels=labels, zero_division=0)
+    assert found["macro_f1"].value() == pytest.approx(
+        f1_score(references, predictions, average="macro", zero_division=0)
+    )
+    assert found["weighted_f1"].value() == pytest.approx(
+        f1_score(references, predictions, average="weighted", zero_division=0)
+    )
+    assert (
+        confusion_matrix(predictions, references, labels)
+        == sk_confusion(references, predictions, labels=labels).tolist()
+    )
+    precision, recall, f1, support = precision_recall_fscore_support(
+        references, predictions, labels=labels, zero_division=0
+    )
     report = per_class_report(predictions, references, labels)
     for i, label in enumerate(labels):
         assert report[label]["precision"] == pytest.approx(precision[i])

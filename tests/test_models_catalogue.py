@@ -8,8 +8,16 @@ from typer.testing import CliRunner
 from tunelab.errors import ModelError
 from tunelab.models.catalogue import catalogue, lookup, shape_params, spec_from_folder
 
-ISSUE_MODELS = ["meta-llama/Meta-Llama-3-8B", "meta-llama/Llama-3.2-1B", "Qwen/Qwen2.5-7B", "mistralai/Mistral-7B-v0.1",
-                "google/gemma-2-9b", "HuggingFaceTB/SmolLM2-135M-Instruct", "bert-base-uncased", "t5-base"]
+ISSUE_MODELS = [
+    "meta-llama/Meta-Llama-3-8B",
+    "meta-llama/Llama-3.2-1B",
+    "Qwen/Qwen2.5-7B",
+    "mistralai/Mistral-7B-v0.1",
+    "google/gemma-2-9b",
+    "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "bert-base-uncased",
+    "t5-base",
+]
 
 
 @pytest.mark.parametrize("name", ISSUE_MODELS)
@@ -44,22 +52,60 @@ def _folder(tmp_path, config):
 
 
 def test_local_llama_folder_is_read(tmp_path):
-    spec = spec_from_folder(_folder(tmp_path, {
-        "model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "intermediate_size": 8192, "vocab_size": 128256, "max_position_embeddings": 131072, "tie_word_embeddings": True,
-        "hidden_act": "silu"}))
+    spec = spec_from_folder(
+        _folder(
+            tmp_path,
+            {
+                "model_type": "llama",
+                "hidden_size": 2048,
+                "num_hidden_layers": 16,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "intermediate_size": 8192,
+                "vocab_size": 128256,
+                "max_position_embeddings": 131072,
+                "tie_word_embeddings": True,
+                "hidden_act": "silu",
+            },
+        )
+    )
     assert spec.params == pytest.approx(lookup("meta-llama/Llama-3.2-1B").params, rel=0.01)
     assert spec.local_path == str(tmp_path) and spec.architecture == "decoder"
     assert lookup(str(tmp_path)).params == spec.params
 
 
 def test_local_bert_and_t5_folders_are_read(tmp_path):
-    bert = spec_from_folder(_folder(tmp_path, {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12,
-                                               "num_attention_heads": 12, "intermediate_size": 3072, "vocab_size": 30522,
-                                               "max_position_embeddings": 512, "hidden_act": "gelu"}))
+    bert = spec_from_folder(
+        _folder(
+            tmp_path,
+            {
+                "model_type": "bert",
+                "hidden_size": 768,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "intermediate_size": 3072,
+                "vocab_size": 30522,
+                "max_position_embeddings": 512,
+                "hidden_act": "gelu",
+            },
+        )
+    )
     assert bert.architecture == "encoder" and bert.params == pytest.approx(109.5e6, rel=0.03)
-    t5 = spec_from_folder(_folder(tmp_path, {"model_type": "t5", "d_model": 768, "num_layers": 12, "num_heads": 12, "d_ff": 3072,
-                                             "d_kv": 64, "vocab_size": 32128, "is_encoder_decoder": True}))
+    t5 = spec_from_folder(
+        _folder(
+            tmp_path,
+            {
+                "model_type": "t5",
+                "d_model": 768,
+                "num_layers": 12,
+                "num_heads": 12,
+                "d_ff": 3072,
+                "d_kv": 64,
+                "vocab_size": 32128,
+                "is_encoder_decoder": True,
+            },
+        )
+    )
     assert t5.architecture == "encoder-decoder" and t5.layers == 24
 
 
@@ -70,7 +116,10 @@ def test_models_list_shows_bundled_models_without_converting():
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
     assert rows["smollm2-135m-instruct"]["params"] == pytest.approx(134.5e6, rel=0.01)
-    assert rows["smollm2-135m-instruct"]["license"] == "Apache-2.0" and rows["all-minilm-l6-v2"]["architecture"] == "encoder"
+    assert (
+        rows["smollm2-135m-instruct"]["license"] == "Apache-2.0"
+        and rows["all-minilm-l6-v2"]["architecture"] == "encoder"
+    )
 
 
 def test_recommend_ranks_with_reasons_and_filters():

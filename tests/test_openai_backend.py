@@ -14,18 +14,39 @@ from tunelab.jobs import openai_backend
 
 
 def chat_file(path: Path, n: int = 24) -> Path:
-    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Ticket {i}: my parcel {i} is late."},
-                                                     {"role": "assistant", "content": f"TRIAGE shipping/late #{i}"}]}) + "\n"
-                            for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"Ticket {i}: my parcel {i} is late."},
+                        {"role": "assistant", "content": f"TRIAGE shipping/late #{i}"},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
     return path
 
 
 def test_records_become_openai_chat_examples():
-    chat = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    chat = {
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": "a"},
+        ]
+    }
     assert openai_backend.openai_messages(chat, "causal-lm") == chat
-    assert openai_backend.openai_messages({"text": "card lost", "label": "lost_card"}, "classification")["messages"][1] == \
-        {"role": "assistant", "content": "lost_card"}
-    assert openai_backend.openai_messages({"source": "a", "target": "b"}, "seq2seq")["messages"][0] == {"role": "user", "content": "a"}
+    assert openai_backend.openai_messages({"text": "card lost", "label": "lost_card"}, "classification")["messages"][
+        1
+    ] == {"role": "assistant", "content": "lost_card"}
+    assert openai_backend.openai_messages({"source": "a", "target": "b"}, "seq2seq")["messages"][0] == {
+        "role": "user",
+        "content": "a",
+    }
     with pytest.raises(ConfigError):
         openai_backend.openai_messages({"text": "plain"}, "causal-lm")
 
@@ -40,13 +61,23 @@ def test_needs_a_model_and_dry_run_stays_offline(tmp_path, monkeypatch):
     from tunelab.jobs import finetune
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    overrides = {"backend": "openai", "data.path": [str(chat_file(tmp_path / "train.jsonl"))], "data.force": True,
-                 "data.tokenizer": "whitespace", "out": str(tmp_path / "run"), "tracking.enabled": False}
+    overrides = {
+        "backend": "openai",
+        "data.path": [str(chat_file(tmp_path / "train.jsonl"))],
+        "data.force": True,
+        "data.tokenizer": "whitespace",
+        "out": str(tmp_path / "run"),
+        "tracking.enabled": False,
+    }
     with pytest.raises(ConfigError, match="needs --model"):
         finetune.run(load_config(None, overrides))
     summary = finetune.run(load_config(None, {**overrides, "model.name": "gpt-4.1-mini"}), dry_run=True)
     lines = Path(summary["train_file"]).read_text().splitlines()
-    assert summary["status"] == "dry_run" and len(lines) >= 18 and json.loads(lines[0])["messages"][1]["role"] == "assistant"
+    assert (
+        summary["status"] == "dry_run"
+        and len(lines) >= 18
+        and json.loads(lines[0])["messages"][1]["role"] == "assistant"
+    )
 
 
 @pytest.mark.slow
@@ -56,10 +87,33 @@ def test_train_through_tunelab_serve(tmp_path):
 
     served = ServeProcess(tmp_path / "home", "--model", f"tiny={tiny_llama()}").start()
     try:
-        env = {**os.environ, "OPENAI_BASE_URL": served.base_url, "OPENAI_API_KEY": KEY, "TUNELAB_HOME": str(tmp_path / "client")}
-        command = [str(Path(sys.executable).with_name("tunelab")), "train", "--backend", "openai", "--model", "tiny",
-                   "--data", str(chat_file(tmp_path / "train.jsonl")), "--out", str(tmp_path / "run"), "--epochs", "1",
-                   "--set", "train.batch_size=12", "--set", "data.force=true", "--set", "data.tokenizer=whitespace", "--json"]
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": served.base_url,
+            "OPENAI_API_KEY": KEY,
+            "TUNELAB_HOME": str(tmp_path / "client"),
+        }
+        command = [
+            str(Path(sys.executable).with_name("tunelab")),
+            "train",
+            "--backend",
+            "openai",
+            "--model",
+            "tiny",
+            "--data",
+            str(chat_file(tmp_path / "train.jsonl")),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--set",
+            "train.batch_size=12",
+            "--set",
+            "data.force=true",
+            "--set",
+            "data.tokenizer=whitespace",
+            "--json",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:] + served.log_text()[-2000:]
         summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -73,7 +127,11 @@ def test_train_through_tunelab_serve(tmp_path):
         from mlflow.tracking import MlflowClient
 
         runs = MlflowClient(f"sqlite:///{tmp_path / 'client' / 'mlflow.db'}").search_runs(
-            [e.experiment_id for e in MlflowClient(f"sqlite:///{tmp_path / 'client' / 'mlflow.db'}").search_experiments()])
+            [
+                e.experiment_id
+                for e in MlflowClient(f"sqlite:///{tmp_path / 'client' / 'mlflow.db'}").search_experiments()
+            ]
+        )
         assert runs and runs[0].data.metrics.get("trained_tokens") == summary["trained_tokens"]
     finally:
         served.stop()

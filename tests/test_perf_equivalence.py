@@ -12,8 +12,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-
 from tiny_models import tiny_llama
+
 from tunelab.config import RunConfig
 from tunelab.jobs.finetune import encode_split, loop_settings
 from tunelab.methods.registry import apply_method
@@ -29,8 +29,15 @@ STEPS = 50
 def headline_records(shared_data) -> list[dict]:
     """The T0 gigaword rows (short, so 50 steps stay quick on a CPU) as chat turns."""
     rows = [json.loads(line) for line in (shared_data / "t0" / "gigaword_TLDR.jsonl").read_text().splitlines()]
-    return [{"messages": [{"role": "user", "content": r["prompt"].strip()},
-                          {"role": "assistant", "content": r["completion"].replace("<|endoftext|>", "").strip()}]} for r in rows]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": r["prompt"].strip()},
+                {"role": "assistant", "content": r["completion"].replace("<|endoftext|>", "").strip()},
+            ]
+        }
+        for r in rows
+    ]
 
 
 def fresh_model(method: str, config: RunConfig):
@@ -44,16 +51,23 @@ def plain_loop(model, examples, s) -> list[float]:
     """The textbook loop: padded batch, full logits, mean cross-entropy, for-loop AdamW."""
     torch.manual_seed(s.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": s.weight_decay},
-                                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                                  lr=s.learning_rate, foreach=False, fused=False)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": s.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=s.learning_rate,
+        foreach=False,
+        fused=False,
+    )
     model.train()
     losses = []
     for step in range(s.total_steps):
         batch = collate_padded(step_examples(examples, step, s.batch_size, s.seed), s.pad_id, "causal-lm")
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, peak=s.learning_rate, total_steps=s.total_steps,
-                                           warmup_steps=s.warmup_steps, schedule=s.scheduler)
+            group["lr"] = learning_rate_at(
+                step, peak=s.learning_rate, total_steps=s.total_steps, warmup_steps=s.warmup_steps, schedule=s.scheduler
+            )
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         loss = F.cross_entropy(logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=IGNORE)
         loss.backward()
@@ -68,8 +82,13 @@ def plain_loop(model, examples, s) -> list[float]:
 def test_optimised_loop_matches_plain_loop(shared_data, tmp_path, method, learning_rate):
     from transformers import AutoTokenizer
 
-    config = RunConfig(task="causal-lm", method=method, model={"max_length": 256}, lora={"dropout": 0.0},
-                       train={"max_steps": STEPS, "batch_size": 8, "learning_rate": learning_rate, "seed": 3})
+    config = RunConfig(
+        task="causal-lm",
+        method=method,
+        model={"max_length": 256},
+        lora={"dropout": 0.0},
+        train={"max_steps": STEPS, "batch_size": 8, "learning_rate": learning_rate, "seed": 3},
+    )
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama())
     ensure_chat_template(tokenizer)
     examples = encode_split(headline_records(shared_data), tokenizer, config, None, "train")
@@ -85,4 +104,7 @@ def test_optimised_loop_matches_plain_loop(shared_data, tmp_path, method, learni
     assert abs(optimised[-1] - plain[-1]) / plain[-1] < 0.01, (optimised[-1], plain[-1])
     learned, learned_plain = optimised[0] - optimised[-1], plain[0] - plain[-1]
     assert learned_plain > 0.01 * plain[0], "the loss must move for the comparison to mean anything"
-    assert abs(learned - learned_plain) / learned_plain < 0.05, (learned, learned_plain)  # the same progress, not just the same level
+    assert abs(learned - learned_plain) / learned_plain < 0.05, (
+        learned,
+        learned_plain,
+    )  # the same progress, not just the same level

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from test_export_fixtures import full_run, lora_run  # noqa: F401
+
 from tunelab.errors import DataError
 from tunelab.inference import predict as predict_module
 from tunelab.inference.predict import model_input, predict_file
@@ -63,13 +63,15 @@ def test_csv_input_and_a_failing_batch_cost_only_the_bad_record(full_run, tmp_pa
 
 
 def test_record_shapes_become_prompts():
+    from tiny_models import smollm2_tokenizer_dir
     from transformers import AutoTokenizer
 
-    from tiny_models import smollm2_tokenizer_dir
-
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir())
-    chat = model_input({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "old"}]},
-                       "causal-lm", tokenizer)
+    chat = model_input(
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "old"}]},
+        "causal-lm",
+        tokenizer,
+    )
     assert chat.endswith("<|im_start|>assistant\n") and "old" not in chat
     assert "say hi\n\nplease" in model_input({"instruction": "say hi", "input": "please"}, "causal-lm", tokenizer)
     assert "hello" in model_input({"conversations": [{"from": "human", "value": "hello"}]}, "causal-lm", tokenizer)

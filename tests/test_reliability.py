@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import tiny_llama
+
 from tunelab.errors import TrainingError, TunelabError
 from tunelab.training import checkpoint
 
@@ -45,8 +45,12 @@ def test_damaged_newest_checkpoint_is_skipped_with_a_warning(tmp_path, monkeypat
     for step in (3, 6):
         checkpoint.save_checkpoint(tmp_path, step, model, optimizer, {}, keep=3)
     newest = tmp_path / "checkpoints" / "step-0000006"
-    target = {"truncate": "trainable.safetensors", "delete": "optimizer.pt", "no_checksums": checkpoint.CHECKSUMS,
-              "garbage_checksums": checkpoint.CHECKSUMS}[damage]
+    target = {
+        "truncate": "trainable.safetensors",
+        "delete": "optimizer.pt",
+        "no_checksums": checkpoint.CHECKSUMS,
+        "garbage_checksums": checkpoint.CHECKSUMS,
+    }[damage]
     if damage == "truncate":
         os.truncate(newest / target, (newest / target).stat().st_size // 2)
     elif damage == "garbage_checksums":
@@ -65,6 +69,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch)
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(TrainingError) as caught:
         checkpoint.save_checkpoint(tmp_path, 6, model, optimizer, {}, keep=2)
@@ -78,7 +83,9 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch)
 
 def test_failing_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
     model, optimizer = tiny_state()
-    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system")))
+    monkeypatch.setattr(
+        torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, "Read-only file system"))
+    )
     with pytest.raises(TunelabError, match="Read-only file system; no earlier checkpoint exists"):
         checkpoint.save_checkpoint(tmp_path, 3, model, optimizer, {}, keep=2)
 
@@ -86,17 +93,40 @@ def test_failing_first_checkpoint_says_there_is_none(tmp_path, monkeypatch):
 def chat_file(path: Path, count: int = 110) -> Path:
     with open(path, "w") as handle:
         for i in range(count):
-            handle.write(json.dumps({"messages": [{"role": "user", "content": f"question {i} about item {i % 9}"},
-                                                  {"role": "assistant", "content": f"answer {i % 5}"}]}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"question {i} about item {i % 9}"},
+                            {"role": "assistant", "content": f"answer {i % 5}"},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def run_config(data: Path, out: Path, **extra):
     from tunelab.config import load_config
 
-    return load_config(None, {"data.path": [str(data)], "model.name": str(tiny_llama()), "method": "lora", "out": str(out),
-                              "train.max_steps": 6, "train.save_steps": 2, "train.batch_size": 4, "train.seed": 1,
-                              "eval.enabled": False, "tracking.enabled": False, "train.save_total_limit": 3, **extra})
+    return load_config(
+        None,
+        {
+            "data.path": [str(data)],
+            "model.name": str(tiny_llama()),
+            "method": "lora",
+            "out": str(out),
+            "train.max_steps": 6,
+            "train.save_steps": 2,
+            "train.batch_size": 4,
+            "train.seed": 1,
+            "eval.enabled": False,
+            "tracking.enabled": False,
+            "train.save_total_limit": 3,
+            **extra,
+        },
+    )
 
 
 def step_losses(run: Path) -> dict[int, float]:
@@ -129,14 +159,18 @@ def test_resume_past_a_corrupted_checkpoint_gives_the_same_losses(tmp_path, monk
 
 def tunelab(*args, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(TUNELAB), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [str(TUNELAB), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def test_unwritable_run_folder_stops_before_training(tmp_path):
     """Root ignores permission bits, so the run folder is put under a regular file: no one can create it."""
     (tmp_path / "file.txt").write_text("not a folder")
     data = chat_file(tmp_path / "chat.jsonl")
-    result = tunelab("train", "--data", data, "--model", tiny_llama(), "--max-steps", "1", "--out", tmp_path / "file.txt" / "run")
+    result = tunelab(
+        "train", "--data", data, "--model", tiny_llama(), "--max-steps", "1", "--out", tmp_path / "file.txt" / "run"
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output
     assert "cannot write the run folder" in output and "Not a directory" in output
@@ -146,8 +180,13 @@ def test_unwritable_run_folder_stops_before_training(tmp_path):
 @pytest.mark.slow
 def test_chaos_resume_three_kills():
     """scripts/chaos_resume.py: three SIGKILLs at random steps, three resumes, the same losses and adapter."""
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "chaos_resume.py"), "--kills", "3", "--json"],
-                            capture_output=True, text=True, timeout=1800, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "chaos_resume.py"), "--kills", "3", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["kills_survived"] == 3 and figures["max_loss_deviation"] <= 1e-5

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tiny_models import tiny_llama
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -24,17 +23,29 @@ def data_argv(path: Path, out: Path, tokenizer: str = "whitespace") -> list[str]
 
 def config_argv(path: Path, out: Path) -> list[str]:
     """No --data: a config's own data.path must be the one that fails (missing_data.yaml)."""
-    return ["train", str(path), "--model", str(tiny_llama()), "--max-steps", "1", "--out", str(out),
-            "--set", "tracking.enabled=false"]
+    return [
+        "train",
+        str(path),
+        "--model",
+        str(tiny_llama()),
+        "--max-steps",
+        "1",
+        "--out",
+        str(out),
+        "--set",
+        "tracking.enabled=false",
+    ]
 
 
 def upload_argv(path: Path, out: Path) -> list[str]:
     return ["data", "validate", str(path)]
 
 
-CASES = ([pytest.param(data_argv, p, id=f"data/{p.name}") for p in DATA]
-         + [pytest.param(config_argv, p, id=f"configs/{p.name}") for p in CONFIGS]
-         + [pytest.param(upload_argv, p, id=f"uploads/{p.name}") for p in UPLOADS])
+CASES = (
+    [pytest.param(data_argv, p, id=f"data/{p.name}") for p in DATA]
+    + [pytest.param(config_argv, p, id=f"configs/{p.name}") for p in CONFIGS]
+    + [pytest.param(upload_argv, p, id=f"uploads/{p.name}") for p in UPLOADS]
+)
 
 
 def test_corpus_is_complete():

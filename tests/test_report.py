@@ -18,32 +18,76 @@ ROOT = Path(__file__).resolve().parents[1]
 def fake_evaluation(classification: bool) -> dict:
     names = ["accuracy", "macro_f1"] if classification else ["rougeL", "bleu", "eval_loss"]
     values = {"base": {n: 0.3 for n in names}, "tuned": {n: 0.6 for n in names}}
-    result = {"split": "test", "task": "classification" if classification else "causal-lm", "n_examples": 40,
-              "primary_metric": names[0], "lower_is_better": [] if classification else ["eval_loss"], **values,
-              "intervals": {m: {n: [v - 0.1, v + 0.1] for n, v in values[m].items()} for m in values},
-              "difference": {n: {"delta": 0.3, "ci_low": 0.1, "ci_high": 0.5, "significant": True} for n in names},
-              "samples": [{"kind": "regression", "input": "in <b>1</b>", "reference": "r", "base": "good", "tuned": "bad",
-                           "base_score": 1.0, "tuned_score": 0.0, "change": -1.0},
-                          {"kind": "win", "input": "in 2", "reference": "r", "base": "bad", "tuned": "good",
-                           "base_score": 0.0, "tuned_score": 1.0, "change": 1.0}],
-              "probes": {"bias": {"pairs": 2, "base": {"change_rate": 0.5}, "tuned": {"change_rate": 0.0}, "verdict": "fine"},
-                         "hallucination": {"verdict": "not run"},
-                         "forgetting": {"base_perplexity": 20.0, "tuned_perplexity": 30.0, "flagged": True,
-                                        "verdict": "likely catastrophic forgetting"}}}
+    result = {
+        "split": "test",
+        "task": "classification" if classification else "causal-lm",
+        "n_examples": 40,
+        "primary_metric": names[0],
+        "lower_is_better": [] if classification else ["eval_loss"],
+        **values,
+        "intervals": {m: {n: [v - 0.1, v + 0.1] for n, v in values[m].items()} for m in values},
+        "difference": {n: {"delta": 0.3, "ci_low": 0.1, "ci_high": 0.5, "significant": True} for n in names},
+        "samples": [
+            {
+                "kind": "regression",
+                "input": "in <b>1</b>",
+                "reference": "r",
+                "base": "good",
+                "tuned": "bad",
+                "base_score": 1.0,
+                "tuned_score": 0.0,
+                "change": -1.0,
+            },
+            {
+                "kind": "win",
+                "input": "in 2",
+                "reference": "r",
+                "base": "bad",
+                "tuned": "good",
+                "base_score": 0.0,
+                "tuned_score": 1.0,
+                "change": 1.0,
+            },
+        ],
+        "probes": {
+            "bias": {"pairs": 2, "base": {"change_rate": 0.5}, "tuned": {"change_rate": 0.0}, "verdict": "fine"},
+            "hallucination": {"verdict": "not run"},
+            "forgetting": {
+                "base_perplexity": 20.0,
+                "tuned_perplexity": 30.0,
+                "flagged": True,
+                "verdict": "likely catastrophic forgetting",
+            },
+        },
+    }
     if classification:
-        result.update(labels=["a", "b"], confusion_matrix={"base": [[3, 1], [2, 4]], "tuned": [[4, 0], [1, 5]]},
-                      per_class={"tuned": {"a": {"precision": 0.8, "recall": 1.0, "f1": 0.9, "support": 4}}})
+        result.update(
+            labels=["a", "b"],
+            confusion_matrix={"base": [[3, 1], [2, 4]], "tuned": [[4, 0], [1, 5]]},
+            per_class={"tuned": {"a": {"precision": 0.8, "recall": 1.0, "f1": 0.9, "support": 4}}},
+        )
     return result
 
 
 def make_run(folder: Path, classification: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text("task: causal-lm\nmethod: lora\nmodel:\n  name: smollm2\n")
-    rows = [{"step": s, "epoch": s / 10, "loss": 2.0 - s / 10, "learning_rate": 1e-4 * min(1, s / 3),
-             "tokens_per_second": 50.0, **({"eval_loss": 2.1 - s / 10} if s % 5 == 0 else {})} for s in range(1, 11)]
+    rows = [
+        {
+            "step": s,
+            "epoch": s / 10,
+            "loss": 2.0 - s / 10,
+            "learning_rate": 1e-4 * min(1, s / 3),
+            "tokens_per_second": 50.0,
+            **({"eval_loss": 2.1 - s / 10} if s % 5 == 0 else {}),
+        }
+        for s in range(1, 11)
+    ]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_json(folder / "eval.json", fake_evaluation(classification))
-    write_json(folder / "data" / "manifest.json", {"task": "chat", "sizes": {"train": 80, "test": 40}, "version": "abc"})
+    write_json(
+        folder / "data" / "manifest.json", {"task": "chat", "sizes": {"train": 80, "test": 40}, "version": "abc"}
+    )
     return folder
 
 
@@ -73,8 +117,12 @@ def test_chromium_renders_plots_and_tables(tmp_path):
     run = make_run(tmp_path / "run", classification=True)
     write_report(run)
     shot = tmp_path / "shot.png"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_report.py"), str(run), "--out", str(shot)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "render_report.py"), str(run), "--out", str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
     assert result["ok"] and result["variance"] > 100 and result["colours"] > 50

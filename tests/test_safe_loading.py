@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from tiny_models import tiny_llama
+
 from tunelab.errors import ModelError, TrainingError
 from tunelab.models.loading import load_model
 from tunelab.runs import sha256_file
@@ -86,16 +86,34 @@ def test_malicious_checkpoint_does_not_run_on_resume(tmp_path):
 
 
 def chat_file(path: Path) -> Path:
-    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": f"a {i % 3}"}]}) + "\n"
-                            for i in range(110)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": f"a {i % 3}"}]}
+            )
+            + "\n"
+            for i in range(110)
+        )
+    )
     return path
 
 
 @pytest.mark.slow
 def test_cli_refuses_pickle_weights_with_the_flag_named(tmp_path, run_cli):
     folder = pickle_only_model(tmp_path / "model")
-    code, output = run_cli("train", "--data", chat_file(tmp_path / "chat.jsonl"), "--model", folder,
-                           "--max-steps", "1", "--out", tmp_path / "run", "--set", "tracking.enabled=false")
+    code, output = run_cli(
+        "train",
+        "--data",
+        chat_file(tmp_path / "chat.jsonl"),
+        "--model",
+        folder,
+        "--max-steps",
+        "1",
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "tracking.enabled=false",
+    )
     assert code == 2 and "Traceback" not in output
     assert "pickle-based weights" in output and "--allow-pickle" in output
 
@@ -105,8 +123,7 @@ def test_trust_remote_code_is_recorded_in_the_run_config(tmp_path, run_cli):
     data = chat_file(tmp_path / "chat.jsonl")
     for flag, expected in (([], False), (["--trust-remote-code"], True)):
         out = tmp_path / f"run-{expected}"
-        code, output = run_cli("train", "--data", data, "--model", tiny_llama(), "--dry-run",
-                               "--out", out, *flag)
+        code, output = run_cli("train", "--data", data, "--model", tiny_llama(), "--dry-run", "--out", out, *flag)
         assert code == 0, output
         saved = yaml.safe_load((out / "config.yaml").read_text())
         assert saved["model"]["trust_remote_code"] is expected and saved["model"]["allow_pickle"] is False

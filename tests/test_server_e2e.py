@@ -40,8 +40,12 @@ class ServeProcess:
         tunelab = Path(sys.executable).with_name("tunelab")
         self.log = open(self.home.parent / f"serve-{self.port}.log", "w")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNELAB_QUIET": "1"}
-        self.process = subprocess.Popen([str(tunelab), "serve", "--port", str(self.port), "--api-key", KEY,
-                                         "--home", str(self.home), *self.args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(
+            [str(tunelab), "serve", "--port", str(self.port), "--api-key", KEY, "--home", str(self.home), *self.args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -97,9 +101,20 @@ def wait_for_job(client, job_id: str, timeout: float = 900, until=("succeeded", 
 
 
 def write_chat_file(path, n: int = 24):
-    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Ticket {i}: my parcel {i} is late."},
-                                                     {"role": "assistant", "content": f"TRIAGE shipping/late #{i}"}]}) + "\n"
-                            for i in range(n)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"Ticket {i}: my parcel {i} is late."},
+                        {"role": "assistant", "content": f"TRIAGE shipping/late #{i}"},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
     return path
 
 
@@ -115,10 +130,15 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def finished_job(server, tmp_path_factory):
     client = server.client()
-    uploaded = client.files.create(file=write_chat_file(tmp_path_factory.mktemp("data") / "train.jsonl").open("rb"),
-                                   purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model="tiny", training_file=uploaded.id, suffix="e2e",
-                                         hyperparameters={"n_epochs": 1, "batch_size": 12, "learning_rate_multiplier": 2})
+    uploaded = client.files.create(
+        file=write_chat_file(tmp_path_factory.mktemp("data") / "train.jsonl").open("rb"), purpose="fine-tune"
+    )
+    job = client.fine_tuning.jobs.create(
+        model="tiny",
+        training_file=uploaded.id,
+        suffix="e2e",
+        hyperparameters={"n_epochs": 1, "batch_size": 12, "learning_rate_multiplier": 2},
+    )
     return wait_for_job(client, job.id)
 
 
@@ -132,18 +152,36 @@ def test_fine_tune_then_chat(server, finished_job):
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     final = checkpoints[0]
     assert final.fine_tuned_model_checkpoint == job.fine_tuned_model and final.step_number == 2
-    assert final.metrics.train_loss > 0 and final.metrics.valid_loss > 0 and 0 <= final.metrics.valid_mean_token_accuracy <= 1
+    assert (
+        final.metrics.train_loss > 0
+        and final.metrics.valid_loss > 0
+        and 0 <= final.metrics.valid_mean_token_accuracy <= 1
+    )
     result = client.files.content(job.result_files[0]).text.splitlines()
     assert result[0].startswith("step,train_loss") and len(result) == 3
-    reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=6, temperature=0,
-                                           messages=[{"role": "user", "content": "Ticket 99: my parcel 99 is late."}])
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        max_tokens=6,
+        temperature=0,
+        messages=[{"role": "user", "content": "Ticket 99: my parcel 99 is late."}],
+    )
     assert reply.object == "chat.completion" and reply.usage.completion_tokens <= 6 and reply.usage.prompt_tokens > 5
-    sampled = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=6, seed=1, n=2,
-                                             messages=[{"role": "user", "content": "Ticket 99: my parcel 99 is late."}])
+    sampled = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        max_tokens=6,
+        seed=1,
+        n=2,
+        messages=[{"role": "user", "content": "Ticket 99: my parcel 99 is late."}],
+    )
     assert len(sampled.choices) == 2 and all(c.message.content for c in sampled.choices)
-    stream = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=6, temperature=0, stream=True,
-                                            stream_options={"include_usage": True},
-                                            messages=[{"role": "user", "content": "Ticket 99: my parcel 99 is late."}])
+    stream = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        max_tokens=6,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Ticket 99: my parcel 99 is late."}],
+    )
     chunks = list(stream)
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed.strip() == reply.choices[0].message.content and chunks[-1].usage.completion_tokens >= 1
@@ -164,17 +202,22 @@ def test_cancel_a_second_job(server, finished_job):
 
 def test_pause_and_resume(server, finished_job):
     client = server.client()
-    job = client.fine_tuning.jobs.create(model="tiny", training_file=finished_job.training_file, hyperparameters={"batch_size": 4})
+    job = client.fine_tuning.jobs.create(
+        model="tiny", training_file=finished_job.training_file, hyperparameters={"batch_size": 4}
+    )
     assert wait_for_job(client, job.id, 300, until=("running", "succeeded", "failed")).status == "running"
     paused = client.fine_tuning.jobs.pause(job.id)
     assert paused.status == "paused"
     time.sleep(3)
-    assert client.fine_tuning.jobs.retrieve(job.id).status == "paused" and not runner_alive(server.home / "jobs" / job.id)
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "paused" and not runner_alive(
+        server.home / "jobs" / job.id
+    )
     assert client.fine_tuning.jobs.resume(job.id).status == "queued"
     ended = wait_for_job(client, job.id)
     assert ended.status == "succeeded", ended
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
     assert any("resuming from the last checkpoint" in m for m in messages), messages
+
 
 def test_bad_input_errors(server):
     client = server.client()
@@ -194,8 +237,9 @@ def test_concurrent_chats_and_jobs_in_order(server, finished_job):
     targets = ["tiny", finished_job.fine_tuned_model]
 
     def ask(i: int) -> str:
-        reply = client.chat.completions.create(model=targets[i % 2], max_tokens=5, temperature=0,
-                                               messages=[{"role": "user", "content": f"Ticket {i % 4}"}])
+        reply = client.chat.completions.create(
+            model=targets[i % 2], max_tokens=5, temperature=0, messages=[{"role": "user", "content": f"Ticket {i % 4}"}]
+        )
         return reply.choices[0].message.content
 
     expected = {i: ask(i) for i in range(4)}  # one answer per (model, prompt) pair, asked alone
@@ -204,8 +248,13 @@ def test_concurrent_chats_and_jobs_in_order(server, finished_job):
     assert answers == [expected[i % 4] for i in range(20)]
 
     def submit(i: int):
-        return client.fine_tuning.jobs.create(model="tiny", training_file=finished_job.training_file, suffix=f"load{i}",
-                                              hyperparameters={"n_epochs": 1, "batch_size": 24})
+        return client.fine_tuning.jobs.create(
+            model="tiny",
+            training_file=finished_job.training_file,
+            suffix=f"load{i}",
+            hyperparameters={"n_epochs": 1, "batch_size": 24},
+        )
+
     with ThreadPoolExecutor(max_workers=5) as pool:
         submitted = list(pool.map(submit, range(5)))
     jobs = sorted((wait_for_job(client, j.id) for j in submitted), key=lambda j: j.created_at)
@@ -221,8 +270,9 @@ def test_schemathesis_finds_no_server_error(server):
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
-    schema = schemathesis.openapi.from_url(server.base_url.removesuffix("/v1") + "/openapi.json",
-                                           headers={"Authorization": "Bearer e2e-key"})
+    schema = schemathesis.openapi.from_url(
+        server.base_url.removesuffix("/v1") + "/openapi.json", headers={"Authorization": "Bearer e2e-key"}
+    )
     failures, calls = [], []
     for operation in schema.get_all_operations():
         operation = operation.ok()
@@ -233,24 +283,31 @@ def test_schemathesis_finds_no_server_error(server):
         @given(case=operation.as_strategy())
         def check(case):
             calls.append(case.path)
-            response = case.call(base_url=server.base_url.removesuffix("/v1"), headers={"Authorization": "Bearer e2e-key"})
+            response = case.call(
+                base_url=server.base_url.removesuffix("/v1"), headers={"Authorization": "Bearer e2e-key"}
+            )
             try:
                 case.validate_response(response, checks=(not_a_server_error,))
             except Exception as exc:  # noqa: BLE001
-                failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:400])
+                failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:400])  # noqa: B023 (called at once)
+
         check()
     assert not failures, failures
     assert len(set(calls)) >= 10, sorted(set(calls))
 
 
 def test_sigkill_while_a_job_runs_then_restart(tmp_path):
-    served = ServeProcess(tmp_path / "home", "--model", f"tiny={tiny_llama()}", "--job-set", "train.max_steps=5").start()
+    served = ServeProcess(
+        tmp_path / "home", "--model", f"tiny={tiny_llama()}", "--job-set", "train.max_steps=5"
+    ).start()
     try:
         client = served.client()
         uploaded = client.files.create(file=write_chat_file(tmp_path / "train.jsonl").open("rb"), purpose="fine-tune")
         job = client.fine_tuning.jobs.create(model="tiny", training_file=uploaded.id, hyperparameters={"batch_size": 4})
         deadline = time.time() + 600
-        while time.time() < deadline and not any(e.message.startswith("Step 2/") for e in client.fine_tuning.jobs.list_events(job.id).data):
+        while time.time() < deadline and not any(
+            e.message.startswith("Step 2/") for e in client.fine_tuning.jobs.list_events(job.id).data
+        ):
             time.sleep(1)
         assert client.fine_tuning.jobs.retrieve(job.id).status == "running"
         assert runner_alive(served.home / "jobs" / job.id)
@@ -262,10 +319,13 @@ def test_sigkill_while_a_job_runs_then_restart(tmp_path):
         ended = wait_for_job(client, job.id)
         assert ended.status == "succeeded" or (ended.status == "failed" and ended.error.message), ended
         messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data]
-        assert any("restarted while this job ran; it resumes from its checkpoint at step" in m for m in messages), messages
+        assert any("restarted while this job ran; it resumes from its checkpoint at step" in m for m in messages), (
+            messages
+        )
         assert uploaded.id in [f.id for f in client.files.list().data]
         if ended.status == "succeeded":
-            assert client.chat.completions.create(model=ended.fine_tuned_model, max_tokens=3,
-                                                  messages=[{"role": "user", "content": "hi"}]).choices
+            assert client.chat.completions.create(
+                model=ended.fine_tuned_model, max_tokens=3, messages=[{"role": "user", "content": "hi"}]
+            ).choices
     finally:
         served.stop()

@@ -17,9 +17,18 @@ SPACE = {"train.learning_rate": {"type": "categorical", "choices": [0.05, 1e-7]}
 def sweep_config(tmp: Path, uri: str):
     from tunelab.config import load_config
 
-    return load_config(None, {"data.path": [str(write_chat(tmp / "chat.jsonl"))], "model.name": str(tiny_llama()),
-                              "method": "lora", "train.max_steps": 3, "train.eval_steps": 1, "eval.enabled": False,
-                              "tracking.uri": uri})
+    return load_config(
+        None,
+        {
+            "data.path": [str(write_chat(tmp / "chat.jsonl"))],
+            "model.name": str(tiny_llama()),
+            "method": "lora",
+            "train.max_steps": 3,
+            "train.eval_steps": 1,
+            "eval.enabled": False,
+            "tracking.uri": uri,
+        },
+    )
 
 
 def study_runs(uri: str, study: str) -> list:
@@ -54,8 +63,15 @@ def test_two_worker_processes_share_one_study(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    result = run_sweep(sweep_config(tmp_path, uri), SPACE, trials=4, storage=storage, jobs=2,
-                       out=str(tmp_path / "study"), study_name="shared")
+    result = run_sweep(
+        sweep_config(tmp_path, uri),
+        SPACE,
+        trials=4,
+        storage=storage,
+        jobs=2,
+        out=str(tmp_path / "study"),
+        study_name="shared",
+    )
     assert [t["number"] for t in result["trials"]] == [0, 1, 2, 3]
     assert {t["state"] for t in result["trials"]} <= {"COMPLETE", "PRUNED"}
     folders = [t["run_dir"] for t in result["trials"]]

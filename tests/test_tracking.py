@@ -18,8 +18,10 @@ def write_chat(path: Path, n: int = 120, seed: int = 0) -> Path:
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(n):
             topic = TOPICS[i % len(TOPICS)]
-            messages = [{"role": "user", "content": f"Question {i}: one fact about {topic}, case {rng.randint(0, 10**6)}?"},
-                        {"role": "assistant", "content": f"Fact {i} on {topic}: detail {rng.randint(0, 10**6)} holds."}]
+            messages = [
+                {"role": "user", "content": f"Question {i}: one fact about {topic}, case {rng.randint(0, 10**6)}?"},
+                {"role": "assistant", "content": f"Fact {i} on {topic}: detail {rng.randint(0, 10**6)} holds."},
+            ]
             handle.write(json.dumps({"messages": messages}) + "\n")
     return path
 
@@ -27,10 +29,20 @@ def write_chat(path: Path, n: int = 120, seed: int = 0) -> Path:
 def tiny_config(tmp: Path, uri: str, **extra):
     from tunelab.config import load_config
 
-    overrides = {"data.path": [str(write_chat(tmp / "chat.jsonl"))], "model.name": str(tiny_llama()), "method": "lora",
-                 "out": str(tmp / "run"), "train.max_steps": 3, "train.eval_steps": 1, "eval.probes": False,
-                 "eval.max_examples": 2, "eval.max_new_tokens": 4, "eval.bootstrap_samples": 100,
-                 "tracking.uri": uri, **extra}
+    overrides = {
+        "data.path": [str(write_chat(tmp / "chat.jsonl"))],
+        "model.name": str(tiny_llama()),
+        "method": "lora",
+        "out": str(tmp / "run"),
+        "train.max_steps": 3,
+        "train.eval_steps": 1,
+        "eval.probes": False,
+        "eval.max_examples": 2,
+        "eval.max_new_tokens": 4,
+        "eval.bootstrap_samples": 100,
+        "tracking.uri": uri,
+        **extra,
+    }
     return load_config(None, overrides)
 
 
@@ -151,8 +163,17 @@ def log_fake_run(run_dir: Path, uri: str, rate: float) -> str:
     tracker = MLflowTracker.start(config, run_dir, {"version": "abc123"})
     tracker.log_params(config_params(config))
     for step in range(1, 26):
-        tracker.log_step({"step": step, "epoch": step / 25, "loss": 2.0 / step, "learning_rate": rate, "grad_norm": 1.0,
-                          "tokens_per_second": 100.0, "eval_loss": 1.0 if step % 10 == 0 else None})
+        tracker.log_step(
+            {
+                "step": step,
+                "epoch": step / 25,
+                "loss": 2.0 / step,
+                "learning_rate": rate,
+                "grad_norm": 1.0,
+                "tokens_per_second": 100.0,
+                "eval_loss": 1.0 if step % 10 == 0 else None,
+            }
+        )
     tracker.close("FINISHED")
     assert len(client_for(uri).get_metric_history(tracker.run_id, "train_loss")) == 25
     return tracker.run_id
@@ -178,7 +199,11 @@ def test_default_store_is_sqlite_in_tunelab_home(tunelab_home, tmp_path, monkeyp
     assert paths.tracking_uri() == f"sqlite:///{tunelab_home / 'mlflow.db'}"
     run_id = log_fake_run(tmp_path / "r", paths.tracking_uri(), 1e-4)
     assert (tunelab_home / "mlflow.db").exists()
-    assert client_for(paths.tracking_uri()).get_run(run_id).info.artifact_uri.startswith((tunelab_home / "mlartifacts").as_uri())
+    assert (
+        client_for(paths.tracking_uri())
+        .get_run(run_id)
+        .info.artifact_uri.startswith((tunelab_home / "mlartifacts").as_uri())
+    )
 
 
 def test_tensorboard_sink_writes_event_files(tmp_path):

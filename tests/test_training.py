@@ -4,15 +4,29 @@ import math
 
 import pytest
 import torch
-
 from tiny_models import tiny_llama
-from tunelab.training.batches import IGNORE, collate_packed, collate_padded, encode_record, ensure_chat_template, micro_batches, trained_tokens
+
+from tunelab.training.batches import (
+    IGNORE,
+    collate_packed,
+    collate_padded,
+    encode_record,
+    ensure_chat_template,
+    micro_batches,
+    trained_tokens,
+)
 from tunelab.training.losses import pass_loss
 from tunelab.training.schedule import learning_rate_at
 
-CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is two plus two?"},
-                     {"role": "assistant", "content": "Four."}, {"role": "user", "content": "And three plus three?"},
-                     {"role": "assistant", "content": "Six."}]}
+CHAT = {
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is two plus two?"},
+        {"role": "assistant", "content": "Four."},
+        {"role": "user", "content": "And three plus three?"},
+        {"role": "assistant", "content": "Six."},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +62,15 @@ def test_loss_on_all_and_zero_weight(llama):
 
 
 def examples(tokenizer, n=6):
-    records = [{"messages": [{"role": "user", "content": f"question {i} " + "word " * (i * 3)},
-                             {"role": "assistant", "content": f"answer {i} " + "more " * i}]} for i in range(n)]
+    records = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i} " + "word " * (i * 3)},
+                {"role": "assistant", "content": f"answer {i} " + "more " * i},
+            ]
+        }
+        for i in range(n)
+    ]
     return [encode_record(r, tokenizer, "causal-lm", max_length=512) for r in records]
 
 
@@ -80,9 +101,15 @@ def test_accumulation_is_exact(llama):
             total += loss.item()
         return total, model.model.embed_tokens.weight.grad.clone()
 
-    one, grad_one = mean_loss_and_grad(micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=8, pad_id=0))
-    four, grad_four = mean_loss_and_grad(micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=2, pad_id=0))
-    packed, grad_packed = mean_loss_and_grad(micro_batches(batch, "causal-lm", packing=True, token_budget=64, micro_batch_size=8, pad_id=0))
+    one, grad_one = mean_loss_and_grad(
+        micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=8, pad_id=0)
+    )
+    four, grad_four = mean_loss_and_grad(
+        micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=2, pad_id=0)
+    )
+    packed, grad_packed = mean_loss_and_grad(
+        micro_batches(batch, "causal-lm", packing=True, token_budget=64, micro_batch_size=8, pad_id=0)
+    )
     assert four == pytest.approx(one, rel=1e-5) and packed == pytest.approx(one, rel=1e-5)
     assert torch.allclose(grad_one, grad_four, atol=1e-6) and torch.allclose(grad_one, grad_packed, atol=1e-6)
     model.zero_grad()

@@ -7,13 +7,13 @@ path is exercised while the model stays a few hundred thousand parameters.
 import os
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 CACHE = Path(os.environ.get("TUNELAB_TEST_CACHE") or Path(tempfile.gettempdir()) / "tunelab-test-models")
 
 
-@lru_cache(maxsize=None)
+@cache
 def smollm2_tokenizer_dir() -> Path:
     """The bundled SmolLM2 tokenizer files, converted once per machine."""
     target = CACHE / "smollm2-tokenizer"
@@ -51,10 +51,20 @@ def tiny_llama() -> Path:
         from transformers import AutoModelForCausalLM, LlamaConfig
 
         torch.manual_seed(0)
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
         return AutoModelForCausalLM.from_config(config)
+
     return _save("tiny-llama", build)
 
 
@@ -64,8 +74,18 @@ def tiny_bert() -> Path:
         from transformers import BertConfig, BertModel
 
         torch.manual_seed(0)
-        return BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                    num_attention_heads=4, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id or 0))
+        return BertModel(
+            BertConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=512,
+                pad_token_id=tokenizer.pad_token_id or 0,
+            )
+        )
+
     return _save("tiny-bert", build)
 
 
@@ -76,7 +96,18 @@ def tiny_t5() -> Path:
 
         torch.manual_seed(0)
         pad = tokenizer.pad_token_id or 0
-        return T5ForConditionalGeneration(T5Config(vocab_size=len(tokenizer), d_model=64, d_ff=128, num_layers=2, num_heads=4,
-                                                   d_kv=16, decoder_start_token_id=pad, pad_token_id=pad,
-                                                   eos_token_id=tokenizer.eos_token_id))
+        return T5ForConditionalGeneration(
+            T5Config(
+                vocab_size=len(tokenizer),
+                d_model=64,
+                d_ff=128,
+                num_layers=2,
+                num_heads=4,
+                d_kv=16,
+                decoder_start_token_id=pad,
+                pad_token_id=pad,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        )
+
     return _save("tiny-t5", build)

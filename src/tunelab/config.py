@@ -27,8 +27,12 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Task | None = Field(None, description="causal-lm, classification or seq2seq; default follows the data.")
-    method: Method | None = Field(None, description="Fine-tuning method; default lora for causal LMs, full for small encoders.")
-    backend: Literal["local", "openai"] = Field("local", description="local: train here; openai: OpenAI's fine-tuning API.")
+    method: Method | None = Field(
+        None, description="Fine-tuning method; default lora for causal LMs, full for small encoders."
+    )
+    backend: Literal["local", "openai"] = Field(
+        "local", description="local: train here; openai: OpenAI's fine-tuning API."
+    )
     out: str | None = Field(None, description="Run folder; default runs/<timestamp>-<method>.")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -82,8 +86,10 @@ def apply_override(tree: dict, dotted_key: str, value) -> None:
         if child is None:
             child = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"'{section}' must be a section of keys, not {reprlib.repr(child)}",
-                              f"write it as '{section}:' followed by indented keys (see `tunelab init`)")
+            raise ConfigError(
+                f"'{section}' must be a section of keys, not {reprlib.repr(child)}",
+                f"write it as '{section}:' followed by indented keys (see `tunelab init`)",
+            )
         node[section] = child
         node = child
     node[leaf] = value
@@ -95,24 +101,31 @@ class NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a tunelab config",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a tunelab config", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}", "pass an existing YAML file, or run `tunelab init` to write one")
+        raise ConfigError(
+            f"config file not found: {path}", "pass an existing YAML file, or run `tunelab init` to write one"
+        )
     try:
         tree = yaml.load(path.read_text(encoding="utf-8"), Loader=NoAliasLoader) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None)
-        raise ConfigError(f"{path}{where}: not valid YAML" + (f" ({problem})" if problem else ""),
-                          "fix the syntax (unclosed bracket or quote?)") from None
+        raise ConfigError(
+            f"{path}{where}: not valid YAML" + (f" ({problem})" if problem else ""),
+            "fix the syntax (unclosed bracket or quote?)",
+        ) from None
     except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a tunelab config", "see `tunelab init` for the layout") from None
+        raise ConfigError(
+            f"{path}: nested too deeply to be a tunelab config", "see `tunelab init` for the layout"
+        ) from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections", "see `tunelab init` for the layout")
     return tree
@@ -131,7 +144,9 @@ def validate_tree(tree: dict, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}", "fix the value or remove the key; `tunelab init` lists every key") from None
+        raise ConfigError(
+            f"{source}: {_describe(exc)}", "fix the value or remove the key; `tunelab init` lists every key"
+        ) from None
 
 
 def save_config(config: RunConfig, path: Path) -> None:
@@ -149,7 +164,9 @@ def commented_yaml(model: type[BaseModel] = RunConfig, indent: int = 0) -> str:
             lines.append(commented_yaml(annotation, indent + 2))
             continue
         default = field.get_default(call_default_factory=True)
-        value = yaml.safe_dump(default if not isinstance(default, tuple) else list(default), default_flow_style=True).strip()
+        value = yaml.safe_dump(
+            default if not isinstance(default, tuple) else list(default), default_flow_style=True
+        ).strip()
         value = value.removesuffix("\n...").removesuffix("...").strip()
         lines.append(f"{pad}{name}: {value}  # {field.description or ''}")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tunelab.errors import TunelabError
@@ -57,7 +57,7 @@ def new_run_dir(out: str | None, method: str, root: Path) -> Path:
     if out:
         path = Path(out)
     else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path = root / f"{stamp}-{method}"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -65,11 +65,16 @@ def new_run_dir(out: str | None, method: str, root: Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise TunelabError(f"cannot write the run folder {path}: {exc.strerror}", "choose a writable --out folder") from None
+        raise TunelabError(
+            f"cannot write the run folder {path}: {exc.strerror}", "choose a writable --out folder"
+        ) from None
     free = shutil.disk_usage(path).free
     if free < MIN_FREE_BYTES:
-        raise TunelabError(f"only {free / 1e6:.0f} MB free on the disk of {path}; a run needs at least "
-                           f"{MIN_FREE_BYTES / 1e6:.0f} MB for data, checkpoints and weights", "free space or choose another --out")
+        raise TunelabError(
+            f"only {free / 1e6:.0f} MB free on the disk of {path}; a run needs at least "
+            f"{MIN_FREE_BYTES / 1e6:.0f} MB for data, checkpoints and weights",
+            "free space or choose another --out",
+        )
     return path
 
 
@@ -91,7 +96,11 @@ class MetricsLog:
         """On resume, drop records logged after the checkpoint we restart from."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def read(self) -> list[dict]:

@@ -35,7 +35,7 @@ DATA = {
     "wrong_types.jsonl": b'{"messages": "text"}\n{"messages": [1, 2]}\n{"messages": [{"role": 5, "content": null}]}\n',
     "bad_utf8.jsonl": b'{"text": "\xff\xfe\xfa", "label": "a"}\n',
     "utf16.jsonl": "\ufeff".encode("utf-16-le") + (CHAT + "\n").encode("utf-16-le"),
-    "scalars.jsonl": b"null\n[]\n42\n\"text\"\ntrue\n",
+    "scalars.jsonl": b'null\n[]\n42\n"text"\ntrue\n',
     "huge_int.jsonl": b'{"text": ' + b"9" * 5000 + b', "label": "a"}\n',
     "nan_inf.jsonl": b'{"text": NaN, "label": Infinity}\n',
     "unknown_roles.jsonl": b'{"messages": [{"role": "wizard", "content": "x"}, {"role": "assistant", "content": "y"}]}\n',

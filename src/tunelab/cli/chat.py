@@ -12,10 +12,14 @@ COMMANDS_HELP = "commands: /reset clears the conversation, /exit quits"
 
 def chat_command(
     target: Annotated[str, typer.Argument(help="Run folder, model folder or bundled model name.")],
-    system: Annotated[str | None, typer.Option("--system", help="System message that opens every conversation.")] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", help="System message that opens every conversation.")
+    ] = None,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature; 0 for greedy.")] = 0.7,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest reply, in tokens.")] = 256,
-    compare: Annotated[str | None, typer.Option("--compare", help="A base model (name or folder) to answer beside TARGET.")] = None,
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="A base model (name or folder) to answer beside TARGET.")
+    ] = None,
 ) -> None:
     """Chat with a model in the terminal."""
     from tunelab.inference.chat import ChatSession

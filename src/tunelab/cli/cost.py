@@ -2,11 +2,12 @@
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Estimate tokens, memory, time and money; compare total cost of ownership.")
+app = typer.Typer(
+    no_args_is_help=True, help="Estimate tokens, memory, time and money; compare total cost of ownership."
+)
 
 
 def _settings(config_file, model, method, data, epochs, batch_size, seq_len, checkpointing) -> dict:
@@ -14,8 +15,10 @@ def _settings(config_file, model, method, data, epochs, batch_size, seq_len, che
     from tunelab.config import load_config
     from tunelab.cost.estimate import settings_from_config
 
-    config = load_config(config_file, {"model.name": model, "method": method, "train.epochs": epochs,
-                                       "train.micro_batch_size": batch_size})
+    config = load_config(
+        config_file,
+        {"model.name": model, "method": method, "train.epochs": epochs, "train.micro_batch_size": batch_size},
+    )
     settings = settings_from_config(config)
     settings.update(seq_len=seq_len, gradient_checkpointing=checkpointing or settings["gradient_checkpointing"])
     if data:
@@ -25,18 +28,32 @@ def _settings(config_file, model, method, data, epochs, batch_size, seq_len, che
 
 @app.command("estimate")
 def estimate_command(
-    config_file: Optional[Path] = typer.Argument(None, help="YAML run config (model, method, data, train settings)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Catalogued hub id, bundled name, model folder or OpenAI model."),
-    method: Optional[str] = typer.Option(None, "--method", help="full, lora, qlora, prompt-tuning, prefix-tuning, adapter, ia3, distill."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Prepared data folder (train.jsonl); default: 1,000 x 512 tokens assumed."),
-    epochs: Optional[float] = typer.Option(None, "--epochs"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per forward pass (micro-batch)."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per example row; default: the longest example."),
-    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Assume activations are recomputed."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU name (H100-80GB, A100-80GB, A100-40GB, L4, A10G, T4, RTX4090, CPU); default: this machine."),
+    config_file: Path | None = typer.Argument(None, help="YAML run config (model, method, data, train settings)."),
+    model: str | None = typer.Option(
+        None, "--model", help="Catalogued hub id, bundled name, model folder or OpenAI model."
+    ),
+    method: str | None = typer.Option(
+        None, "--method", help="full, lora, qlora, prompt-tuning, prefix-tuning, adapter, ia3, distill."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Prepared data folder (train.jsonl); default: 1,000 x 512 tokens assumed."
+    ),
+    epochs: float | None = typer.Option(None, "--epochs"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Examples per forward pass (micro-batch)."),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Tokens per example row; default: the longest example."),
+    gradient_checkpointing: bool = typer.Option(
+        False, "--gradient-checkpointing", help="Assume activations are recomputed."
+    ),
+    gpu: str | None = typer.Option(
+        None,
+        "--gpu",
+        help="GPU name (H100-80GB, A100-80GB, A100-40GB, L4, A10G, T4, RTX4090, CPU); default: this machine.",
+    ),
     gpus: int = typer.Option(1, "--gpus", help="Number of GPUs (states sharded with FSDP/ZeRO-3)."),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Time a few training steps of the model's shape here to measure FLOP/s."),
-    prices: Optional[Path] = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="Time a few training steps of the model's shape here to measure FLOP/s."
+    ),
+    prices: Path | None = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Tokens, memory per device with a verdict per GPU, GPU-hours and cost of a fine-tuning run."""
@@ -55,14 +72,22 @@ def show_estimate(result: dict) -> None:
 
     from tunelab.progress import console
 
-    console.print(f"[bold]{result['model']}[/] · {result['method']} · {result.get('gpu', 'OpenAI')}"
-                  f"{' x ' + str(result['gpus']) if result.get('gpus', 1) > 1 else ''}")
-    console.print(f"train tokens: {result['train_tokens']:,} ({result['examples']:,} examples x {result['epochs']:g} epochs, "
-                  f"{result['token_count']})")
-    console.print(f"memory per device: {result['per_device_memory_gb']} GB -> [bold]{result['verdict']}[/]"
-                  + (f"; fix: {result['fix']}" if result["fix"] else ""))
+    console.print(
+        f"[bold]{result['model']}[/] · {result['method']} · {result.get('gpu', 'OpenAI')}"
+        f"{' x ' + str(result['gpus']) if result.get('gpus', 1) > 1 else ''}"
+    )
+    console.print(
+        f"train tokens: {result['train_tokens']:,} ({result['examples']:,} examples x {result['epochs']:g} epochs, "
+        f"{result['token_count']})"
+    )
+    console.print(
+        f"memory per device: {result['per_device_memory_gb']} GB -> [bold]{result['verdict']}[/]"
+        + (f"; fix: {result['fix']}" if result["fix"] else "")
+    )
     hours = result["gpu_hours"]
-    console.print(f"GPU-hours: {hours['low']:.3g}-{hours['high']:.3g}; cost: ${result['cost_usd']['low']:,.2f}-${result['cost_usd']['high']:,.2f}")
+    console.print(
+        f"GPU-hours: {hours['low']:.3g}-{hours['high']:.3g}; cost: ${result['cost_usd']['low']:,.2f}-${result['cost_usd']['high']:,.2f}"
+    )
     if result.get("verdicts"):
         table = Table(title="Memory verdict per GPU")
         for column in ("GPU", "memory GB", "with checkpointing", "verdict", "cheapest change"):
@@ -82,21 +107,37 @@ def tco_command(
     output_share: float = typer.Option(0.25, "--output-share", help="Share of each request's tokens that are output."),
     openai_model: str = typer.Option("gpt-4.1-mini", "--openai-model", help="OpenAI model for option (a)."),
     model: str = typer.Option("meta-llama/Meta-Llama-3-8B", "--model", help="Open model for option (b)."),
-    small_model: str = typer.Option("Qwen/Qwen2.5-1.5B-Instruct", "--small-model", help="Smaller model for option (c)."),
+    small_model: str = typer.Option(
+        "Qwen/Qwen2.5-1.5B-Instruct", "--small-model", help="Smaller model for option (c)."
+    ),
     method: str = typer.Option("lora", "--method", help="Fine-tuning method for the open models."),
-    train_tokens: Optional[float] = typer.Option(None, "--train-tokens", help="Training tokens (all epochs); default 1.5M."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Maintenance rate, USD per hour."),
-    maintenance_hours: Optional[float] = typer.Option(None, "--maintenance-hours", help="Maintenance hours per month."),
-    plot: Optional[Path] = typer.Option(Path("tco.png"), "--plot", help="Where to write the cumulative-cost plot."),
+    train_tokens: float | None = typer.Option(
+        None, "--train-tokens", help="Training tokens (all epochs); default 1.5M."
+    ),
+    rate: float | None = typer.Option(None, "--rate", help="Maintenance rate, USD per hour."),
+    maintenance_hours: float | None = typer.Option(None, "--maintenance-hours", help="Maintenance hours per month."),
+    plot: Path | None = typer.Option(Path("tco.png"), "--plot", help="Where to write the cumulative-cost plot."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
-    prices: Optional[Path] = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
+    prices: Path | None = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Compare the OpenAI API, a self-hosted open model and a smaller model over M months."""
     from tunelab.cost.tco import plot_cumulative, tco
 
-    result = tco(requests_per_day, tokens_per_request, months, output_share, openai_model, model, method, small_model,
-                 train_tokens, rate, maintenance_hours, prices)
+    result = tco(
+        requests_per_day,
+        tokens_per_request,
+        months,
+        output_share,
+        openai_model,
+        model,
+        method,
+        small_model,
+        train_tokens,
+        rate,
+        maintenance_hours,
+        prices,
+    )
     if plot and not no_plot:
         plot_cumulative(result, plot)
         result["plot"] = str(plot)
@@ -112,15 +153,24 @@ def show_tco(result: dict) -> None:
     from tunelab.progress import console
 
     months = result["months"]
-    table = Table(title=f"Total cost of ownership over {months} months ({result['requests_per_day']:g} requests/day x "
-                        f"{result['tokens_per_request']:g} tokens)")
+    table = Table(
+        title=f"Total cost of ownership over {months} months ({result['requests_per_day']:g} requests/day x "
+        f"{result['tokens_per_request']:g} tokens)"
+    )
     for column in ("option", "upfront $", "monthly $", f"{months}-month total $", "break-even vs API", "how"):
         table.add_column(column)
     for option in result["options"]:
         month = option["break_even_month_vs_api"]
-        table.add_row(option["name"], f"{option['upfront']:,.2f}", f"{option['monthly']:,.2f}",
-                      f"{option[f'total_{months}_months']:,.2f}", "-" if month is None and option is result["options"][0]
-                      else ("never" if month is None else f"month {month}"), option["detail"])
+        table.add_row(
+            option["name"],
+            f"{option['upfront']:,.2f}",
+            f"{option['monthly']:,.2f}",
+            f"{option[f'total_{months}_months']:,.2f}",
+            "-"
+            if month is None and option is result["options"][0]
+            else ("never" if month is None else f"month {month}"),
+            option["detail"],
+        )
     console.print(table)
     console.print(f"cheapest over {months} months: [bold]{result['cheapest']}[/]")
     if result.get("plot"):

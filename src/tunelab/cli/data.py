@@ -6,7 +6,6 @@ People read stderr; with --json, stdout carries exactly one JSON object for scri
 import json
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,9 @@ from tunelab.progress import console, set_quiet
 app = typer.Typer(no_args_is_help=True, help="Prepare, validate, inspect and compare datasets.")
 
 INPUTS = typer.Argument(..., help="Data files (JSONL, JSON, CSV/TSV, Parquet) or Hugging Face dataset folders.")
-FORMAT = typer.Option("auto", "--format", help="auto, chat, sharegpt, alpaca, completion, classification, seq2seq or text.")
+FORMAT = typer.Option(
+    "auto", "--format", help="auto, chat, sharegpt, alpaca, completion, classification, seq2seq or text."
+)
 MAP = typer.Option(None, "--map", help="field=column, e.g. --map label=category (repeatable).")
 JSON_OUT = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 
@@ -61,26 +62,43 @@ def prepare(
     inputs: list[Path] = INPUTS,
     out: Path = typer.Option(..., "--out", help="Output folder for the splits, rejects and manifest."),
     format: str = FORMAT,
-    map: Optional[list[str]] = MAP,
-    split: Optional[str] = typer.Option(None, "--split", help="Train,validation,test fractions, e.g. 0.8,0.1,0.1."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for splitting and augmentation."),
-    near_dup_threshold: Optional[float] = typer.Option(None, "--near-dup-threshold", help="Jaccard similarity of near duplicates."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model whose tokenizer counts tokens ('whitespace' for words)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Token limit per example."),
-    overlong: Optional[str] = typer.Option(None, "--overlong", help="reject or truncate examples over --max-tokens."),
-    min_tokens: Optional[int] = typer.Option(None, "--min-tokens", help="Reject examples with fewer tokens."),
+    map: list[str] | None = MAP,
+    split: str | None = typer.Option(None, "--split", help="Train,validation,test fractions, e.g. 0.8,0.1,0.1."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for splitting and augmentation."),
+    near_dup_threshold: float | None = typer.Option(
+        None, "--near-dup-threshold", help="Jaccard similarity of near duplicates."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model whose tokenizer counts tokens ('whitespace' for words)."
+    ),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Token limit per example."),
+    overlong: str | None = typer.Option(None, "--overlong", help="reject or truncate examples over --max-tokens."),
+    min_tokens: int | None = typer.Option(None, "--min-tokens", help="Reject examples with fewer tokens."),
     redact_pii: bool = typer.Option(False, "--redact-pii", help="Replace e-mail addresses and phone numbers."),
-    augment: Optional[int] = typer.Option(None, "--augment", help="Label-preserving variants per train example."),
-    unknown_keys: Optional[str] = typer.Option(None, "--unknown-keys", help="reject or ignore records' unknown keys."),
+    augment: int | None = typer.Option(None, "--augment", help="Label-preserving variants per train example."),
+    unknown_keys: str | None = typer.Option(None, "--unknown-keys", help="reject or ignore records' unknown keys."),
     force: bool = typer.Option(False, "--force", help="Prepare even fewer than 100 usable examples."),
     as_json: bool = JSON_OUT,
 ):
     """Check, clean, deduplicate and split raw data into a versioned dataset folder."""
     from tunelab.data.prepare import prepare_dataset
 
-    config = data_config(format=format, map=parse_map(map), split=parse_split(split), seed=seed, near_dup_threshold=near_dup_threshold,
-                         tokenizer=model, max_tokens=max_tokens, overlong=overlong, min_tokens=min_tokens, redact_pii=redact_pii or None,
-                         augment=augment, unknown_keys=unknown_keys, force=force or None, path=[str(p) for p in inputs])
+    config = data_config(
+        format=format,
+        map=parse_map(map),
+        split=parse_split(split),
+        seed=seed,
+        near_dup_threshold=near_dup_threshold,
+        tokenizer=model,
+        max_tokens=max_tokens,
+        overlong=overlong,
+        min_tokens=min_tokens,
+        redact_pii=redact_pii or None,
+        augment=augment,
+        unknown_keys=unknown_keys,
+        force=force or None,
+        path=[str(p) for p in inputs],
+    )
     if as_json:
         set_quiet(True)
     manifest = prepare_dataset(inputs, out, config)
@@ -90,12 +108,16 @@ def prepare(
 def summary_lines(manifest: dict, out: Path | None = None) -> list[str]:
     """The human summary of a manifest: counts, splits, reasons, guidance."""
     c, s = manifest["counts"], manifest["splits"]
-    lines = [f"{c['input']} records: {c['kept']} kept, {c['rejected']} rejected, "
-             f"{c['duplicates_exact']} exact and {c['duplicates_near']} near duplicates",
-             f"splits: train {s['train']}, validation {s['validation']}, test {s['test']}  "
-             f"({manifest['task']}, {manifest['schema']}, version {manifest['version'][:12]})"]
+    lines = [
+        f"{c['input']} records: {c['kept']} kept, {c['rejected']} rejected, "
+        f"{c['duplicates_exact']} exact and {c['duplicates_near']} near duplicates",
+        f"splits: train {s['train']}, validation {s['validation']}, test {s['test']}  "
+        f"({manifest['task']}, {manifest['schema']}, version {manifest['version'][:12]})",
+    ]
     t = manifest["token_stats"]
-    lines.append(f"tokens ({t['tokenizer']}): min {t['min']}, p50 {t['p50']}, p95 {t['p95']}, max {t['max']}, total {t['total']}")
+    lines.append(
+        f"tokens ({t['tokenizer']}): min {t['min']}, p50 {t['p50']}, p95 {t['p95']}, max {t['max']}, total {t['total']}"
+    )
     for category, count in manifest["reject_reasons"].items():
         places = ", ".join(manifest.get("reject_examples", {}).get(category, []))
         lines.append(f"  rejected {category}: {count} (at {places}{', ...' if count > 5 else ''})")
@@ -106,9 +128,13 @@ def summary_lines(manifest: dict, out: Path | None = None) -> list[str]:
 
 
 @app.command()
-def validate(inputs: list[Path] = INPUTS, format: str = FORMAT, map: Optional[list[str]] = MAP,
-             unknown_keys: Optional[str] = typer.Option(None, "--unknown-keys", help="reject or ignore unknown keys."),
-             as_json: bool = JSON_OUT):
+def validate(
+    inputs: list[Path] = INPUTS,
+    format: str = FORMAT,
+    map: list[str] | None = MAP,
+    unknown_keys: str | None = typer.Option(None, "--unknown-keys", help="reject or ignore unknown keys."),
+    as_json: bool = JSON_OUT,
+):
     """Check files record by record and list the problems, without writing anything."""
     from tunelab.data.validate import validate_files
     from tunelab.errors import DataError
@@ -118,40 +144,55 @@ def validate(inputs: list[Path] = INPUTS, format: str = FORMAT, map: Optional[li
     lines += [f"  {line}" for line in report["summary"]] + [f"warning: {w}" for w in report["warnings"]]
     emit(report, as_json, lines)
     if report["usable"] == 0:
-        raise DataError(f"no usable record in {', '.join(p.name for p in inputs)}", "fix the records listed above or pass --format/--map")
+        raise DataError(
+            f"no usable record in {', '.join(p.name for p in inputs)}",
+            "fix the records listed above or pass --format/--map",
+        )
 
 
 @app.command()
-def stats(inputs: list[Path] = INPUTS, format: str = FORMAT, map: Optional[list[str]] = MAP,
-          model: Optional[str] = typer.Option(None, "--model", help="Model whose tokenizer counts tokens."),
-          max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Token limit per example."),
-          force: bool = typer.Option(False, "--force", help="Report even on fewer than 100 usable examples."),
-          as_json: bool = JSON_OUT):
+def stats(
+    inputs: list[Path] = INPUTS,
+    format: str = FORMAT,
+    map: list[str] | None = MAP,
+    model: str | None = typer.Option(None, "--model", help="Model whose tokenizer counts tokens."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Token limit per example."),
+    force: bool = typer.Option(False, "--force", help="Report even on fewer than 100 usable examples."),
+    as_json: bool = JSON_OUT,
+):
     """Statistics and plain-words guidance for a prepared folder, or for raw files (prepared in a temp folder)."""
     from tunelab.data.prepare import is_prepared, load_prepared, prepare_dataset
 
     if len(inputs) == 1 and is_prepared(inputs[0]):
         manifest = load_prepared(inputs[0]).manifest
     else:
-        config = data_config(format=format, map=parse_map(map), tokenizer=model, max_tokens=max_tokens, force=force or None)
+        config = data_config(
+            format=format, map=parse_map(map), tokenizer=model, max_tokens=max_tokens, force=force or None
+        )
         with tempfile.TemporaryDirectory(prefix="tunelab-stats-") as tmp:
             manifest = prepare_dataset(inputs, Path(tmp), config)
     lines = summary_lines(manifest)
     if manifest.get("class_weights"):
-        lines.append("class weights: " + ", ".join(f"{k}={v:.2f}" for k, v in list(manifest["class_weights"].items())[:10]))
+        lines.append(
+            "class weights: " + ", ".join(f"{k}={v:.2f}" for k, v in list(manifest["class_weights"].items())[:10])
+        )
     emit(manifest, as_json, lines)
 
 
 @app.command()
-def diff(dir_a: Path = typer.Argument(..., help="Prepared folder (older version)."),
-         dir_b: Path = typer.Argument(..., help="Prepared folder (newer version)."),
-         as_json: bool = JSON_OUT):
+def diff(
+    dir_a: Path = typer.Argument(..., help="Prepared folder (older version)."),
+    dir_b: Path = typer.Argument(..., help="Prepared folder (newer version)."),
+    as_json: bool = JSON_OUT,
+):
     """Records added, removed and changed between two prepared versions."""
     from tunelab.data.diff import diff_prepared
 
     result = diff_prepared(dir_a, dir_b)
     o = result["overall"]
-    lines = [f"{result['version_a'][:12]} -> {result['version_b'][:12]}: {o['added']} added, {o['removed']} removed, "
-             f"{o['changed']} changed, {o['unchanged']} unchanged"]
+    lines = [
+        f"{result['version_a'][:12]} -> {result['version_b'][:12]}: {o['added']} added, {o['removed']} removed, "
+        f"{o['changed']} changed, {o['unchanged']} unchanged"
+    ]
     lines += [f"  {name}: +{d['added']} -{d['removed']} ~{d['changed']}" for name, d in result["splits"].items()]
     emit(result, as_json, lines)

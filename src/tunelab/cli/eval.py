@@ -6,7 +6,7 @@
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -49,15 +49,27 @@ def load_models(target: str, baseline: str | None, no_baseline: bool, device: st
 def eval_command(
     target: Annotated[str, typer.Argument(help="Run folder, model folder or model name.")],
     data: Annotated[Path, typer.Option("--data", help="Prepared data folder, or a raw data file (all its records).")],
-    split: Annotated[Optional[str], typer.Option("--split", help="train, validation, test or all (default: test; all for a raw file).")] = None,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Base model or run to compare with (default: a run's base model).")] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="train, validation, test or all (default: test; all for a raw file).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="Base model or run to compare with (default: a run's base model).")
+    ] = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="Evaluate the target alone.")] = False,
-    metrics: Annotated[Optional[list[str]], typer.Option("--metrics", help="Metrics to report (repeat or comma-separate).")] = None,
-    max_examples: Annotated[Optional[int], typer.Option("--max-examples", help="Evaluate only the first N examples.")] = None,
+    metrics: Annotated[
+        list[str] | None, typer.Option("--metrics", help="Metrics to report (repeat or comma-separate).")
+    ] = None,
+    max_examples: Annotated[
+        int | None, typer.Option("--max-examples", help="Evaluate only the first N examples.")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Generation length.")] = 64,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per batch.")] = 16,
-    probes: Annotated[bool, typer.Option("--probes/--no-probes", help="Run the bias, hallucination and forgetting probes.")] = True,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for eval.json and report.html (default: the run folder).")] = None,
+    probes: Annotated[
+        bool, typer.Option("--probes/--no-probes", help="Run the bias, hallucination and forgetting probes.")
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for eval.json and report.html (default: the run folder).")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
@@ -68,8 +80,14 @@ def eval_command(
     from tunelab.runs import write_json
 
     wanted = [m.strip() for item in metrics or [] for m in item.split(",") if m.strip()] or None
-    config = EvalConfig(max_examples=max_examples, max_new_tokens=max_new_tokens, batch_size=batch_size, probes=probes,
-                        metrics=wanted, baseline=not no_baseline)
+    config = EvalConfig(
+        max_examples=max_examples,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        probes=probes,
+        metrics=wanted,
+        baseline=not no_baseline,
+    )
     records, split_name, manifest = load_records(data, split)
     tuned, base = load_models(target, baseline, no_baseline, device)
     result = evaluate_run(tuned, base, records, tuned.task, config, split=split_name)
@@ -100,12 +118,20 @@ def show_evaluation(result: dict) -> None:
     from tunelab.progress import console
 
     has_base = bool(result.get("base"))
-    table = Table(title=f"{result['split']} split, {result['n_examples']} examples (primary: {result['primary_metric']})")
-    for column in ["metric"] + (["base"] if has_base else []) + ["tuned", "95% CI"] + (["Δ [95% CI]", "sig."] if has_base else []):
+    table = Table(
+        title=f"{result['split']} split, {result['n_examples']} examples (primary: {result['primary_metric']})"
+    )
+    for column in (
+        ["metric"] + (["base"] if has_base else []) + ["tuned", "95% CI"] + (["Δ [95% CI]", "sig."] if has_base else [])
+    ):
         table.add_column(column)
     for name, value in result["tuned"].items():
         low, high = result["intervals"]["tuned"][name]
-        row = [name] + ([f"{result['base'][name]:.4g}"] if has_base else []) + [f"{value:.4g}", f"[{low:.4g}, {high:.4g}]"]
+        row = (
+            [name]
+            + ([f"{result['base'][name]:.4g}"] if has_base else [])
+            + [f"{value:.4g}", f"[{low:.4g}, {high:.4g}]"]
+        )
         if has_base:
             d = result["difference"][name]
             row += [f"{d['delta']:+.4g} [{d['ci_low']:+.4g}, {d['ci_high']:+.4g}]", "yes" if d["significant"] else "no"]
@@ -148,7 +174,11 @@ def show_comparison(result: dict) -> None:
         cells = [f"{values[0]:.4g}"]
         for value, diff in zip(values[1:], result["differences"]):
             d = diff[metric]
-            ci = f" [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]{' *' if d['significant'] else ''}" if d["ci_low"] is not None else ""
+            ci = (
+                f" [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]{' *' if d['significant'] else ''}"
+                if d["ci_low"] is not None
+                else ""
+            )
             cells.append(f"{value:.4g} (Δ {d['delta']:+.3g}{ci})")
         table.add_row(metric, *cells)
     console.print(table)

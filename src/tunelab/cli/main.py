@@ -20,8 +20,12 @@ from tunelab.cli import commands  # noqa: E402
 from tunelab.errors import TunelabError  # noqa: E402
 from tunelab.progress import console  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
-                  help="tunelab: from raw domain data to an evaluated, versioned, served fine-tuned model.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    help="tunelab: from raw domain data to an evaluated, versioned, served fine-tuned model.",
+)
 commands.register(app)
 
 
@@ -30,8 +34,10 @@ def main() -> None:
     try:
         app()
     except TunelabError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}" + (f"\n  [yellow]fix:[/] {exc.hint}" if exc.hint else ""),
-                      soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/] {exc.message}" + (f"\n  [yellow]fix:[/] {exc.hint}" if exc.hint else ""),
+            soft_wrap=True,
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("aborted")

@@ -1,7 +1,6 @@
 """`tunelab models list|recommend`: what is on disk, and which base model suits a task here."""
 
 import json
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,9 @@ def local_models(include_catalogue: bool = False) -> list[dict]:
         converted = paths.model_cache() / name
         spec = spec_from_folder(converted) if (converted / "config.json").is_file() else lookup(name)
         entry = lookup(name)
-        rows.append(_row(name, spec, "bundled" + (" (converted)" if (converted / "config.json").is_file() else ""), entry))
+        rows.append(
+            _row(name, spec, "bundled" + (" (converted)" if (converted / "config.json").is_file() else ""), entry)
+        )
         seen.add(name)
     for folder in sorted(paths.model_cache().iterdir()):
         if folder.name not in seen and (folder / "config.json").is_file():
@@ -31,8 +32,16 @@ def local_models(include_catalogue: bool = False) -> list[dict]:
 
 def _row(name: str, spec, where: str, entry) -> dict:
     facts = entry or spec
-    return {"name": name, "where": where, "params": int(spec.params), "architecture": spec.architecture, "family": facts.family,
-            "license": facts.license, "context": spec.context, "path": spec.local_path}
+    return {
+        "name": name,
+        "where": where,
+        "params": int(spec.params),
+        "architecture": spec.architecture,
+        "family": facts.family,
+        "license": facts.license,
+        "context": spec.context,
+        "path": spec.local_path,
+    }
 
 
 @app.command("list")
@@ -53,7 +62,9 @@ def list_command(
     for column in ("name", "where", "params", "architecture", "license", "context"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["where"], _human(row["params"]), row["architecture"], row["license"], f"{row['context']:,}")
+        table.add_row(
+            row["name"], row["where"], _human(row["params"]), row["architecture"], row["license"], f"{row['context']:,}"
+        )
     console.print(table)
 
 
@@ -63,12 +74,16 @@ def _human(params: float) -> str:
 
 @app.command("recommend")
 def recommend_command(
-    task: str = typer.Option(..., "--task", help="causal-lm, chat, code, classification, seq2seq, summarization, translation."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="GPU name (see `tunelab cost estimate --help`); default: this machine."),
+    task: str = typer.Option(
+        ..., "--task", help="causal-lm, chat, code, classification, seq2seq, summarization, translation."
+    ),
+    gpu: str | None = typer.Option(
+        None, "--gpu", help="GPU name (see `tunelab cost estimate --help`); default: this machine."
+    ),
     license: str = typer.Option("any", "--license", help="permissive or any."),
-    max_params: Optional[str] = typer.Option(None, "--max-params", help="Largest model, e.g. 3B or 500M."),
+    max_params: str | None = typer.Option(None, "--max-params", help="Largest model, e.g. 3B or 500M."),
     top: int = typer.Option(10, "--top", help="Rows to show."),
-    prices: Optional[str] = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
+    prices: str | None = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Rank catalogued base models for a task on your hardware; each row says why."""
@@ -91,13 +106,23 @@ def show_recommendations(result: dict) -> None:
         table.add_column(column)
     for rank, row in enumerate(result["models"], 1):
         v = row["verdicts"]
-        table.add_row(str(rank), row["model"], _human(row["params"]), v["full"], v["lora"], v["qlora"],
-                      f"{row['inference_tokens_per_second']:,.0f}", row["why"])
+        table.add_row(
+            str(rank),
+            row["model"],
+            _human(row["params"]),
+            v["full"],
+            v["lora"],
+            v["qlora"],
+            f"{row['inference_tokens_per_second']:,.0f}",
+            row["why"],
+        )
     console.print(table)
     if result["api_models"]:
         api = Table(title=f"OpenAI fine-tunable models (USD per 1M tokens, prices as of {result['prices_as_of']})")
         for column in ("model", "training", "input", "output"):
             api.add_column(column)
         for row in result["api_models"]:
-            api.add_row(row["model"], f"{row['training_per_1m']:g}", f"{row['input_per_1m']:g}", f"{row['output_per_1m']:g}")
+            api.add_row(
+                row["model"], f"{row['training_per_1m']:g}", f"{row['input_per_1m']:g}", f"{row['output_per_1m']:g}"
+            )
         console.print(api)

@@ -18,9 +18,10 @@ def predict_command(
     from tunelab.inference.predict import predict_file
     from tunelab.progress import say
 
-    summary = predict_file(target, input_path, output_path, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                           temperature=temperature)
-    failed = f", {summary.errors} with errors (see their \"error\" field)" if summary.errors else ""
+    summary = predict_file(
+        target, input_path, output_path, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature
+    )
+    failed = f', {summary.errors} with errors (see their "error" field)' if summary.errors else ""
     say(f"wrote {summary.records} predictions to {summary.output}{failed}")
 
 

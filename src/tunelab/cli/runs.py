@@ -1,13 +1,14 @@
 """`tunelab runs list|show|compare|delete`: read the tracking store (MLflow), --json on each."""
 
 import json
-from typing import Optional
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="List, show, compare and delete tracked runs.")
 
-STORE = typer.Option(None, "--store", help="MLflow tracking URI (default MLFLOW_TRACKING_URI or sqlite in the tunelab home).")
+STORE = typer.Option(
+    None, "--store", help="MLflow tracking URI (default MLFLOW_TRACKING_URI or sqlite in the tunelab home)."
+)
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
 
 
@@ -23,12 +24,16 @@ def _fmt(value) -> str:
 
 @app.command("list")
 def list_(
-    tag: Optional[list[str]] = typer.Option(None, "--tag", help="Only runs with this tag: key=value (repeatable)."),
-    dataset_version: Optional[str] = typer.Option(None, "--dataset-version", help="Only runs on this dataset version (prefix)."),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", help="Metric condition, e.g. 'tuned.rougeL>0.3' (repeatable)."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this MLflow experiment."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="Only runs with this tag: key=value (repeatable)."),
+    dataset_version: str | None = typer.Option(
+        None, "--dataset-version", help="Only runs on this dataset version (prefix)."
+    ),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", help="Metric condition, e.g. 'tuned.rougeL>0.3' (repeatable)."
+    ),
+    experiment: str | None = typer.Option(None, "--experiment", help="Only this MLflow experiment."),
     limit: int = typer.Option(50, "--limit", help="At most this many runs, newest first."),
-    store: Optional[str] = STORE,
+    store: str | None = STORE,
     as_json: bool = JSON,
 ) -> None:
     """Runs in the store, newest first, with their key metrics."""
@@ -45,14 +50,24 @@ def list_(
     table = Table("run", "name", "status", "started", "method", "data", "metrics", title=f"{len(runs)} runs in {uri}")
     for run in runs:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in run["metrics"].items())
-        table.add_row(run["run_id"][:8], run["name"], run["status"], run["start_time"] or "", run["method"] or "",
-                      (run["dataset_version"] or "")[:8], shown)
+        table.add_row(
+            run["run_id"][:8],
+            run["name"],
+            run["status"],
+            run["start_time"] or "",
+            run["method"] or "",
+            (run["dataset_version"] or "")[:8],
+            shown,
+        )
     console.print(table)
 
 
 @app.command()
-def show(run: str = typer.Argument(..., help="Run id (or unique prefix), run name or run folder."),
-         store: Optional[str] = STORE, as_json: bool = JSON) -> None:
+def show(
+    run: str = typer.Argument(..., help="Run id (or unique prefix), run name or run folder."),
+    store: str | None = STORE,
+    as_json: bool = JSON,
+) -> None:
     """Everything the store holds about one run: params, metrics, tags, artifacts."""
     from tunelab.tracking import store as tracking_store
 
@@ -71,8 +86,11 @@ def show(run: str = typer.Argument(..., help="Run id (or unique prefix), run nam
 
 
 @app.command()
-def compare(runs: list[str] = typer.Argument(..., help="Two or more runs (id, prefix, name or folder)."),
-            store: Optional[str] = STORE, as_json: bool = JSON) -> None:
+def compare(
+    runs: list[str] = typer.Argument(..., help="Two or more runs (id, prefix, name or folder)."),
+    store: str | None = STORE,
+    as_json: bool = JSON,
+) -> None:
     """Params that differ and every metric, side by side."""
     from tunelab.tracking import store as tracking_store
 
@@ -95,8 +113,11 @@ def compare(runs: list[str] = typer.Argument(..., help="Two or more runs (id, pr
 
 
 @app.command()
-def delete(run: str = typer.Argument(..., help="Run id (or unique prefix), run name or run folder."),
-           store: Optional[str] = STORE, as_json: bool = JSON) -> None:
+def delete(
+    run: str = typer.Argument(..., help="Run id (or unique prefix), run name or run folder."),
+    store: str | None = STORE,
+    as_json: bool = JSON,
+) -> None:
     """Mark a run deleted in the store (the run folder on disk is kept)."""
     from tunelab.tracking import store as tracking_store
 

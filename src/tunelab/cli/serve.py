@@ -1,7 +1,6 @@
 """`tunelab serve`: the OpenAI-compatible service (files, fine-tuning jobs, chat) on this machine."""
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,13 +20,18 @@ def pairs(items: list[str] | None, flag: str, example: str) -> dict[str, str]:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback unless told otherwise)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
-    api_keys: Optional[list[str]] = typer.Option(None, "--api-key", envvar="TUNELAB_API_KEY",
-                                                 help="Bearer key clients must send (repeatable); none = open."),
-    home: Optional[Path] = typer.Option(None, "--home", help="Service state: jobs.db, files/, jobs/ (default TUNELAB_HOME/serve)."),
+    api_keys: list[str] | None = typer.Option(
+        None, "--api-key", envvar="TUNELAB_API_KEY", help="Bearer key clients must send (repeatable); none = open."
+    ),
+    home: Path | None = typer.Option(
+        None, "--home", help="Service state: jobs.db, files/, jobs/ (default TUNELAB_HOME/serve)."
+    ),
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="Fine-tuning jobs that run at the same time."),
-    models: Optional[list[str]] = typer.Option(None, "--model", help="Extra base model NAME=PATH_OR_NAME (repeatable)."),
+    models: list[str] | None = typer.Option(None, "--model", help="Extra base model NAME=PATH_OR_NAME (repeatable)."),
     max_upload_mb: float = typer.Option(100, "--max-upload-mb", help="Largest accepted upload, in MiB."),
-    job_sets: Optional[list[str]] = typer.Option(None, "--job-set", help="Run-config key for every job: --job-set train.max_steps=50."),
+    job_sets: list[str] | None = typer.Option(
+        None, "--job-set", help="Run-config key for every job: --job-set train.max_steps=50."
+    ),
 ) -> None:
     """Serve OpenAI's files, fine-tuning and chat APIs over the local trainer (use the official openai client)."""
     import uvicorn
@@ -38,10 +42,16 @@ def serve(
     from tunelab.server.app import create_app
     from tunelab.server.config import ServeConfig
 
-    config = ServeConfig(home=(home or paths.home() / "serve").resolve(), host=host, port=port, api_keys=list(api_keys or []),
-                         workers=workers, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                         models=pairs(models, "--model", "tiny=./models/tiny"),
-                         job_overrides={k: parse_value(v) for k, v in pairs(job_sets, "--job-set", "train.max_steps=50").items()})
+    config = ServeConfig(
+        home=(home or paths.home() / "serve").resolve(),
+        host=host,
+        port=port,
+        api_keys=list(api_keys or []),
+        workers=workers,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        models=pairs(models, "--model", "tiny=./models/tiny"),
+        job_overrides={k: parse_value(v) for k, v in pairs(job_sets, "--job-set", "train.max_steps=50").items()},
+    )
     if host not in ("127.0.0.1", "localhost", "::1") and not config.api_keys:
         say(f"[yellow]warning:[/] serving on {host} without --api-key: anyone who can reach it can train and chat")
     say(f"tunelab serve: http://{host}:{port}/v1 (home {config.home}; OpenAPI at /openapi.json)")

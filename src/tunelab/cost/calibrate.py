@@ -32,16 +32,25 @@ def _build_model(spec: ModelSpec, method: str, lora_r: int):
     if spec.local_path:
         config = AutoConfig.from_pretrained(spec.local_path)
     else:
-        config = LlamaConfig(vocab_size=spec.vocab, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-                             num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
-                             head_dim=spec.head_dim or spec.hidden // spec.heads, tie_word_embeddings=spec.tied,
-                             max_position_embeddings=max(spec.context, 4096))
+        config = LlamaConfig(
+            vocab_size=spec.vocab,
+            hidden_size=spec.hidden,
+            intermediate_size=spec.intermediate,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads,
+            num_key_value_heads=spec.kv_heads,
+            head_dim=spec.head_dim or spec.hidden // spec.heads,
+            tie_word_embeddings=spec.tied,
+            max_position_embeddings=max(spec.context, 4096),
+        )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     if method not in ("full", "distill"):
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, target_modules="all-linear"))
+        model = get_peft_model(
+            model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.05, target_modules="all-linear")
+        )
     return model.train()
 
 
@@ -56,7 +65,9 @@ def calibrate(spec: ModelSpec, method: str, micro_batch: int, seq_len: int, lora
     length = min(seq_len, MAX_CALIBRATION_TOKENS)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     ids = torch.randint(0, small.vocab, (rows, length), device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     timings = []
     for _ in range(steps + 1):  # the first step warms up kernels and allocates optimizer state
         start = time.perf_counter()
@@ -70,5 +81,12 @@ def calibrate(spec: ModelSpec, method: str, micro_batch: int, seq_len: int, lora
         timings.append(time.perf_counter() - start)
     seconds = sum(timings[1:]) / steps
     flops = flops_per_token(small, method, length) * rows * length
-    return {"device": device, "flops_per_second": flops / seconds, "seconds_per_step": seconds, "tokens_per_step": rows * length,
-            "layers_used": small.layers, "layers": spec.layers, "steps": steps}
+    return {
+        "device": device,
+        "flops_per_second": flops / seconds,
+        "seconds_per_step": seconds,
+        "tokens_per_step": rows * length,
+        "layers_used": small.layers,
+        "layers": spec.layers,
+        "steps": steps,
+    }

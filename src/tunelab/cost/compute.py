@@ -23,7 +23,9 @@ def flops_per_token(spec: ModelSpec, method: str, seq_len: int, gradient_checkpo
     return matmul + attention + recompute
 
 
-def training_flops(spec: ModelSpec, method: str, train_tokens: int, seq_len: int, gradient_checkpointing: bool = False) -> float:
+def training_flops(
+    spec: ModelSpec, method: str, train_tokens: int, seq_len: int, gradient_checkpointing: bool = False
+) -> float:
     return flops_per_token(spec, method, seq_len, gradient_checkpointing) * train_tokens
 
 
@@ -54,8 +56,14 @@ def calibrated_throughput(achieved_flops: float, spread: float = 0.15) -> Throug
 BANDWIDTH_EFFICIENCY = 0.6  # share of peak memory bandwidth a decode step reaches
 
 
-def inference_tokens_per_second(params: float, weight_bytes_per_param: float, bandwidth_gbs: float, peak_tflops: float,
-                                batch: int = 1, mfu: float = 0.3) -> float:
+def inference_tokens_per_second(
+    params: float,
+    weight_bytes_per_param: float,
+    bandwidth_gbs: float,
+    peak_tflops: float,
+    batch: int = 1,
+    mfu: float = 0.3,
+) -> float:
     """Decode throughput: each step streams the weights once (bandwidth-bound) for `batch` sequences,
     capped by compute (2 FLOPs per parameter per token)."""
     memory_bound = bandwidth_gbs * 1e9 * BANDWIDTH_EFFICIENCY / (params * weight_bytes_per_param) * batch

@@ -31,8 +31,14 @@ class Verdict:
         return self.verdict != NO_FIT
 
     def as_dict(self) -> dict:
-        return {"gpu": self.gpu, "verdict": self.verdict, "fits": self.fits, "memory_gb": self.memory_gb,
-                "checkpointed_memory_gb": self.checkpointed_memory_gb, "fix": self.fix}
+        return {
+            "gpu": self.gpu,
+            "verdict": self.verdict,
+            "fits": self.fits,
+            "memory_gb": self.memory_gb,
+            "checkpointed_memory_gb": self.checkpointed_memory_gb,
+            "fix": self.fix,
+        }
 
 
 def capacity_bytes(gpu: price_data.Gpu) -> float:
@@ -81,7 +87,9 @@ def cheapest_fix(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gp
             if fits(replace(setup, gpus=count, micro_batch=1)):
                 return f"shard over {count} x {gpu.name} with FSDP/ZeRO-3 (gradient checkpointing, micro-batch 1)"
     for other in sorted((g for g in all_gpus if not g.is_cpu), key=lambda g: g.memory_gb):
-        if other.memory_gb > gpu.memory_gb and estimate_memory(spec, setup_for(other, setup)).total <= capacity_bytes(other):
+        if other.memory_gb > gpu.memory_gb and estimate_memory(spec, setup_for(other, setup)).total <= capacity_bytes(
+            other
+        ):
             return f"a GPU with more memory: {other.name} ({other.memory_gb:g} GB)"
     return "no single change found: shard over more than 8 GPUs or pick a smaller model"
 
@@ -105,11 +113,26 @@ def count_train_tokens(data, spec: ModelSpec, openai: dict | None, max_length: i
     return openai_count(data, openai) if openai else count_tokens(data, spec, max_length)
 
 
-def estimate(model: str | None = None, method: str = "lora", data=None, epochs: float = 3, micro_batch: int | None = None,
-             seq_len: int | None = None, gradient_checkpointing: bool = False, gpu: str | None = None, gpus: int = 1,
-             calibrate: bool = False, prices_file=None, lora_r: int = 16, lora_dropout: float = 0.05,
-             virtual_tokens: int = 20, tokens_per_batch: int = 4096, max_length: int = 1024, batch_size: int = 8,
-             packing: bool = True) -> dict:
+def estimate(
+    model: str | None = None,
+    method: str = "lora",
+    data=None,
+    epochs: float = 3,
+    micro_batch: int | None = None,
+    seq_len: int | None = None,
+    gradient_checkpointing: bool = False,
+    gpu: str | None = None,
+    gpus: int = 1,
+    calibrate: bool = False,
+    prices_file=None,
+    lora_r: int = 16,
+    lora_dropout: float = 0.05,
+    virtual_tokens: int = 20,
+    tokens_per_batch: int = 4096,
+    max_length: int = 1024,
+    batch_size: int = 8,
+    packing: bool = True,
+) -> dict:
     """One estimate: tokens, per-device memory with verdicts, FLOPs, hours and dollars (ranges)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method '{method}'", "use one of: " + ", ".join(METHODS))
@@ -123,8 +146,16 @@ def estimate(model: str | None = None, method: str = "lora", data=None, epochs: 
     count = count_train_tokens(data, spec, None, max_length)
     chosen = price_data.find_gpu(gpu, prices) if gpu else detect_device(prices)
     rows, length = forward_shape(count, spec, micro_batch, seq_len, batch_size, packing, tokens_per_batch, max_length)
-    setup = TrainSetup(method=method, micro_batch=rows, seq_len=length, gradient_checkpointing=gradient_checkpointing,
-                       gpus=gpus, lora_r=lora_r, lora_dropout=lora_dropout, virtual_tokens=virtual_tokens)
+    setup = TrainSetup(
+        method=method,
+        micro_batch=rows,
+        seq_len=length,
+        gradient_checkpointing=gradient_checkpointing,
+        gpus=gpus,
+        lora_r=lora_r,
+        lora_dropout=lora_dropout,
+        virtual_tokens=virtual_tokens,
+    )
     catalogued = price_data.all_gpus(prices)
     verdicts = [memory_verdict(spec, setup, g, catalogued) for g in catalogued]
     mine = memory_verdict(spec, setup, chosen, catalogued)
@@ -134,25 +165,56 @@ def estimate(model: str | None = None, method: str = "lora", data=None, epochs: 
     flops = training_flops(spec, method, train_tokens, length, checkpointed)
     throughput, calibration = _throughput(spec, setup, chosen, calibrate)
     hours_low, hours_high = throughput.hours(flops, gpus)
-    assumptions = [count.note, f"micro-batch {rows} x {length} tokens; {'FSDP/ZeRO-3 over ' + str(gpus) + ' GPUs; ' if gpus > 1 else ''}"
-                   f"{'fp32 on CPU' if chosen.is_cpu else 'bf16 mixed precision, AdamW with fp32 states'}",
-                   f"time: {throughput.source}", f"prices: {chosen.source} ({chosen.as_of})"]
+    assumptions = [
+        count.note,
+        f"micro-batch {rows} x {length} tokens; {'FSDP/ZeRO-3 over ' + str(gpus) + ' GPUs; ' if gpus > 1 else ''}"
+        f"{'fp32 on CPU' if chosen.is_cpu else 'bf16 mixed precision, AdamW with fp32 states'}",
+        f"time: {throughput.source}",
+        f"prices: {chosen.source} ({chosen.as_of})",
+    ]
     return {
-        "model": spec.name, "params": int(spec.params), "method": method, "gpu": chosen.name, "gpus": gpus,
-        "examples": count.examples, "tokens_per_epoch": count.tokens, "epochs": epochs, "train_tokens": train_tokens,
-        "token_count": count.method, "micro_batch": rows, "seq_len": length, "gradient_checkpointing": checkpointed,
-        "trainable_params": int(memory.trainable_params), "per_device_memory_gb": round(memory.total / GB, 2),
-        "memory_breakdown_gb": memory.as_gb(), "fits": mine.fits, "verdict": mine.verdict, "fix": mine.fix,
-        "verdicts": [v.as_dict() for v in verdicts], "flops": flops, "calibration": calibration,
+        "model": spec.name,
+        "params": int(spec.params),
+        "method": method,
+        "gpu": chosen.name,
+        "gpus": gpus,
+        "examples": count.examples,
+        "tokens_per_epoch": count.tokens,
+        "epochs": epochs,
+        "train_tokens": train_tokens,
+        "token_count": count.method,
+        "micro_batch": rows,
+        "seq_len": length,
+        "gradient_checkpointing": checkpointed,
+        "trainable_params": int(memory.trainable_params),
+        "per_device_memory_gb": round(memory.total / GB, 2),
+        "memory_breakdown_gb": memory.as_gb(),
+        "fits": mine.fits,
+        "verdict": mine.verdict,
+        "fix": mine.fix,
+        "verdicts": [v.as_dict() for v in verdicts],
+        "flops": flops,
+        "calibration": calibration,
         "hours": {"low": round(hours_low, 4), "high": round(hours_high, 4)},
         "gpu_hours": {"low": round(hours_low * gpus, 4), "high": round(hours_high * gpus, 4)},
-        "cost_usd": {"low": round(hours_low * gpus * chosen.price_low, 2), "high": round(hours_high * gpus * chosen.price_high, 2)},
+        "cost_usd": {
+            "low": round(hours_low * gpus * chosen.price_low, 2),
+            "high": round(hours_high * gpus * chosen.price_high, 2),
+        },
         "assumptions": assumptions,
     }
 
 
-def forward_shape(count: TokenCount, spec: ModelSpec, micro_batch: int | None, seq_len: int | None, batch_size: int,
-                  packing: bool, tokens_per_batch: int, max_length: int) -> tuple[int, int]:
+def forward_shape(
+    count: TokenCount,
+    spec: ModelSpec,
+    micro_batch: int | None,
+    seq_len: int | None,
+    batch_size: int,
+    packing: bool,
+    tokens_per_batch: int,
+    max_length: int,
+) -> tuple[int, int]:
     """(rows, tokens per row) of one forward pass, as the trainer forms it: packed causal-LM steps put
     the step's examples (up to tokens_per_batch) in one padding-free pass; otherwise rows are padded
     to the longest example. Explicit --batch-size/--seq-len win."""
@@ -172,8 +234,10 @@ def _throughput(spec: ModelSpec, setup: TrainSetup, chosen: price_data.Gpu, cali
 
     if torch.cuda.is_available() == chosen.is_cpu:
         here = "a CUDA GPU" if torch.cuda.is_available() else "the CPU"
-        raise ConfigError(f"--calibrate measures this machine ({here}), not {chosen.name}",
-                          "drop --gpu when calibrating here; run --calibrate on the GPU machine for GPU figures")
+        raise ConfigError(
+            f"--calibrate measures this machine ({here}), not {chosen.name}",
+            "drop --gpu when calibrating here; run --calibrate on the GPU machine for GPU figures",
+        )
     measured = run_calibration(spec, setup.method, setup.micro_batch, setup.seq_len, setup.lora_r)
     return calibrated_throughput(measured["flops_per_second"]), measured
 
@@ -183,22 +247,47 @@ def settings_from_config(config) -> dict:
     from pathlib import Path
 
     folders = [Path(p) for p in config.data.path]
-    return {"model": config.model.name, "method": config.method or "lora",
-            "data": next((p for p in folders if p.is_dir() or p.suffix == ".jsonl"), None), "epochs": config.train.epochs,
-            "micro_batch": config.train.micro_batch_size, "gradient_checkpointing": config.train.gradient_checkpointing,
-            "lora_r": config.lora.r, "lora_dropout": config.lora.dropout, "virtual_tokens": config.prompt.num_virtual_tokens,
-            "tokens_per_batch": config.train.tokens_per_batch, "max_length": config.model.max_length,
-            "batch_size": config.train.batch_size, "packing": config.train.packing}
+    return {
+        "model": config.model.name,
+        "method": config.method or "lora",
+        "data": next((p for p in folders if p.is_dir() or p.suffix == ".jsonl"), None),
+        "epochs": config.train.epochs,
+        "micro_batch": config.train.micro_batch_size,
+        "gradient_checkpointing": config.train.gradient_checkpointing,
+        "lora_r": config.lora.r,
+        "lora_dropout": config.lora.dropout,
+        "virtual_tokens": config.prompt.num_virtual_tokens,
+        "tokens_per_batch": config.train.tokens_per_batch,
+        "max_length": config.model.max_length,
+        "batch_size": config.train.batch_size,
+        "packing": config.train.packing,
+    }
 
 
-def actual_next_to_estimate(planned: dict, train_seconds: float | None = None, peak_memory_gb: float | None = None,
-                            train_tokens: int | None = None, memory_measured_as: str | None = None) -> dict:
+def actual_next_to_estimate(
+    planned: dict,
+    train_seconds: float | None = None,
+    peak_memory_gb: float | None = None,
+    train_tokens: int | None = None,
+    memory_measured_as: str | None = None,
+) -> dict:
     """The figures a finished run measured beside what the planner said, for eval.json and the report."""
     hours = planned.get("hours") or {"low": 0.0, "high": 0.0}
-    return {"estimate": {"train_tokens": planned["train_tokens"], "per_device_memory_gb": planned["per_device_memory_gb"],
-                         "hours": hours, "cost_usd": planned["cost_usd"], "gpu": planned.get("gpu")},
-            "actual": {"train_tokens": train_tokens, "peak_memory_gb": peak_memory_gb, "memory_measured_as": memory_measured_as,
-                       "hours": round(train_seconds / 3600, 4) if train_seconds is not None else None}}
+    return {
+        "estimate": {
+            "train_tokens": planned["train_tokens"],
+            "per_device_memory_gb": planned["per_device_memory_gb"],
+            "hours": hours,
+            "cost_usd": planned["cost_usd"],
+            "gpu": planned.get("gpu"),
+        },
+        "actual": {
+            "train_tokens": train_tokens,
+            "peak_memory_gb": peak_memory_gb,
+            "memory_measured_as": memory_measured_as,
+            "hours": round(train_seconds / 3600, 4) if train_seconds is not None else None,
+        },
+    }
 
 
 def _openai_estimate(openai: dict, prices: dict, count: TokenCount, epochs: float | None) -> dict:
@@ -206,10 +295,20 @@ def _openai_estimate(openai: dict, prices: dict, count: TokenCount, epochs: floa
     train_tokens = round(count.tokens * epochs)
     cost = round(train_tokens / 1e6 * openai["training"], 2)
     return {
-        "model": openai["name"], "backend": "openai", "method": "openai-fine-tuning", "examples": count.examples,
-        "tokens_per_epoch": count.tokens, "epochs": epochs, "train_tokens": train_tokens, "token_count": count.method,
-        "per_device_memory_gb": 0.0, "fits": True, "verdict": "runs on OpenAI (no local hardware)", "fix": "",
-        "gpu_hours": {"low": 0.0, "high": 0.0}, "cost_usd": {"low": cost, "high": cost},
+        "model": openai["name"],
+        "backend": "openai",
+        "method": "openai-fine-tuning",
+        "examples": count.examples,
+        "tokens_per_epoch": count.tokens,
+        "epochs": epochs,
+        "train_tokens": train_tokens,
+        "token_count": count.method,
+        "per_device_memory_gb": 0.0,
+        "fits": True,
+        "verdict": "runs on OpenAI (no local hardware)",
+        "fix": "",
+        "gpu_hours": {"low": 0.0, "high": 0.0},
+        "cost_usd": {"low": cost, "high": cost},
         "price_per_1m_training_tokens": openai["training"],
         "inference_per_1m": {"input": openai["input"], "output": openai["output"]},
         "assumptions": [count.note, f"prices: {prices['openai']['source']} ({prices['openai']['as_of']})"],

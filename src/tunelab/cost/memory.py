@@ -17,7 +17,9 @@ NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit weights + 8-bit block scales 
 ADAPTER_BYTES = 4  # PEFT keeps adapter weights in fp32 (autocast_adapter_dtype)
 ADAMW_BYTES = 8  # two fp32 moments per trainable parameter
 GPU_RUNTIME_GB = 1.0  # CUDA context, cuBLAS workspaces, allocator slack
-LOGITS_COPIES = 16  # bytes per vocab entry per token at the loss: logits, fp32 log-softmax, its gradient, the logits' gradient
+LOGITS_COPIES = (
+    16  # bytes per vocab entry per token at the loss: logits, fp32 log-softmax, its gradient, the logits' gradient
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,15 @@ class MemoryEstimate:
 
     @property
     def total(self) -> float:
-        return (self.weights + self.master_weights + self.gradients + self.optimizer + self.activations
-                + self.logits + self.runtime)
+        return (
+            self.weights
+            + self.master_weights
+            + self.gradients
+            + self.optimizer
+            + self.activations
+            + self.logits
+            + self.runtime
+        )
 
     def as_gb(self) -> dict:
         out = {k: round(v / GB, 3) for k, v in asdict(self).items() if k != "trainable_params"}
@@ -96,7 +105,9 @@ def activation_bytes_per_token(spec: ModelSpec, setup: TrainSetup) -> float:
     cb, h, a, kv, i = setup.compute_bytes, spec.hidden, spec.attention_dim, spec.kv_dim, spec.intermediate
     full = setup.method in FULL_METHODS
     mlp_outputs = (4 if full else 3) if spec.gated_mlp else (2 if full else 1)
-    norm = 4 * h + (cb * h if full else 0)  # fp32 upcast kept by pow/mul; the normalised output when the norm weight trains
+    norm = 4 * h + (
+        cb * h if full else 0
+    )  # fp32 upcast kept by pow/mul; the normalised output when the norm weight trains
     attention = (3 * a + 2 * kv) * cb if full else (2 * a + 2 * kv) * cb
     block = 2 * norm + attention + mlp_outputs * i * cb + _method_extra_per_token(spec, setup)
     if setup.gradient_checkpointing:
@@ -108,7 +119,9 @@ def _method_extra_per_token(spec: ModelSpec, setup: TrainSetup) -> float:
     """Per block: the adapter's own saved inputs (LoRA dropout copies and masks, bottleneck activations)."""
     if setup.method in ("lora", "qlora"):
         shapes = spec.linear_shapes()
-        if setup.lora_dropout > 0:  # each adapted layer keeps its own dropped-out fp32 copy and the mask (bool on CUDA, float on CPU)
+        if (
+            setup.lora_dropout > 0
+        ):  # each adapted layer keeps its own dropped-out fp32 copy and the mask (bool on CUDA, float on CPU)
             mask_bytes = 1 if setup.on_gpu else ADAPTER_BYTES
             return sum((ADAPTER_BYTES + mask_bytes) * n_in + setup.lora_r * ADAPTER_BYTES for _, n_in, _ in shapes)
         distinct_inputs = {n_in if name not in ("o_proj", "down_proj") else -n_in for name, n_in, _ in shapes}
@@ -139,11 +152,21 @@ def estimate_memory(spec: ModelSpec, setup: TrainSetup) -> MemoryEstimate:
     if setup.method == "distill":
         weights += spec.params * setup.compute_bytes  # a frozen teacher of the same size
     master = trainable * 4 if full and setup.compute_bytes < 4 else 0.0
-    gathered = spec.block_params() * setup.compute_bytes * 2 if shard > 1 else 0.0  # FSDP all-gathers a block (and prefetches one)
-    tokens = setup.tokens + (setup.micro_batch * setup.virtual_tokens if setup.method in ("prompt-tuning", "prefix-tuning") else 0)
+    gathered = (
+        spec.block_params() * setup.compute_bytes * 2 if shard > 1 else 0.0
+    )  # FSDP all-gathers a block (and prefetches one)
+    tokens = setup.tokens + (
+        setup.micro_batch * setup.virtual_tokens if setup.method in ("prompt-tuning", "prefix-tuning") else 0
+    )
     activations = activation_bytes_per_token(spec, setup) * tokens
     logits = logits_bytes(spec, setup) * (2 if setup.method == "distill" else 1)
     return MemoryEstimate(
-        weights=weights / shard + gathered, master_weights=master / shard, gradients=trainable * state_bytes / shard,
-        optimizer=trainable * ADAMW_BYTES / shard, activations=activations, logits=logits,
-        runtime=GPU_RUNTIME_GB * GB if setup.on_gpu else 0.0, trainable_params=trainable)
+        weights=weights / shard + gathered,
+        master_weights=master / shard,
+        gradients=trainable * state_bytes / shard,
+        optimizer=trainable * ADAMW_BYTES / shard,
+        activations=activations,
+        logits=logits,
+        runtime=GPU_RUNTIME_GB * GB if setup.on_gpu else 0.0,
+        trainable_params=trainable,
+    )

@@ -39,7 +39,9 @@ class Gpu:
 def _merge(base: dict, override: dict) -> dict:
     merged = dict(base)
     for key, value in override.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -85,9 +87,19 @@ def _gpu(name: str, entry: dict) -> Gpu:
     if name == "CPU":
         memory_gb = memory_gb or _host_memory_gb()
         peak = peak or (os.cpu_count() or 1) * entry.get("peak_gflops_per_core", 64) / 1000
-    return Gpu(name, float(memory_gb), float(peak), bool(entry.get("bf16")), float(entry.get("bandwidth_gbs", 100)),
-               float(entry["price_per_hour"]["low"]), float(entry["price_per_hour"]["high"]),
-               float(entry["mfu"]["low"]), float(entry["mfu"]["high"]), entry.get("source", ""), str(entry.get("as_of", "")))
+    return Gpu(
+        name,
+        float(memory_gb),
+        float(peak),
+        bool(entry.get("bf16")),
+        float(entry.get("bandwidth_gbs", 100)),
+        float(entry["price_per_hour"]["low"]),
+        float(entry["price_per_hour"]["high"]),
+        float(entry["mfu"]["low"]),
+        float(entry["mfu"]["high"]),
+        entry.get("source", ""),
+        str(entry.get("as_of", "")),
+    )
 
 
 def all_gpus(prices: dict) -> list[Gpu]:

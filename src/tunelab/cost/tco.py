@@ -33,8 +33,13 @@ class Option:
 def openai_option(openai: dict, train_tokens: float, monthly_in: float, monthly_out: float) -> Option:
     training = train_tokens / 1e6 * openai["training"]
     inference = monthly_in / 1e6 * openai["input"] + monthly_out / 1e6 * openai["output"]
-    return Option(f"OpenAI {openai['name']}", f"fine-tuning API, {openai['training']:g} $/1M training tokens",
-                  training, inference, {"training": round(training, 2), "inference_per_month": round(inference, 2)})
+    return Option(
+        f"OpenAI {openai['name']}",
+        f"fine-tuning API, {openai['training']:g} $/1M training tokens",
+        training,
+        inference,
+        {"training": round(training, 2), "inference_per_month": round(inference, 2)},
+    )
 
 
 def _mid(gpu: price_data.Gpu) -> float:
@@ -49,7 +54,9 @@ def serving_plan(spec: ModelSpec, devices: list, needed_tps: float, prices: dict
         bytes_per_param = 4 if gpu.is_cpu else 2
         if spec.params * bytes_per_param * SERVING_MEMORY_MARGIN > capacity_bytes(gpu):
             continue
-        tps = inference_tokens_per_second(spec.params, bytes_per_param, gpu.bandwidth_gbs, gpu.peak_tflops, int(batch), mfu)
+        tps = inference_tokens_per_second(
+            spec.params, bytes_per_param, gpu.bandwidth_gbs, gpu.peak_tflops, int(batch), mfu
+        )
         replicas = max(1, math.ceil(needed_tps / tps))
         monthly = replicas * _mid(gpu) * price_data.hosting(prices, "hours_per_month")
         if best is None or monthly < best[3]:
@@ -67,25 +74,50 @@ def training_plan(spec: ModelSpec, method: str, train_tokens: float, devices: li
         if gpu.is_cpu or not memory_verdict(spec, setup, gpu, devices).fits:
             continue
         low, high = default_throughput(gpu.peak_tflops, gpu.mfu_low, gpu.mfu_high, method, gpu.name).hours(
-            training_flops(spec, method, int(train_tokens), 512))
+            training_flops(spec, method, int(train_tokens), 512)
+        )
         cost = (low * gpu.price_low + high * gpu.price_high) / 2
         if best is None or cost < best[1]:
             best = (gpu, cost, (low + high) / 2)
     if best is None:
-        raise ConfigError(f"{method} fine-tuning of {spec.name} fits no single catalogued GPU", "use --method qlora or a smaller model")
+        raise ConfigError(
+            f"{method} fine-tuning of {spec.name} fits no single catalogued GPU",
+            "use --method qlora or a smaller model",
+        )
     return best
 
 
-def self_host_option(label: str, spec: ModelSpec, method: str, train_tokens: float, needed_tps: float,
-                     devices: list, prices: dict, maintenance: float) -> Option:
+def self_host_option(
+    label: str,
+    spec: ModelSpec,
+    method: str,
+    train_tokens: float,
+    needed_tps: float,
+    devices: list,
+    prices: dict,
+    maintenance: float,
+) -> Option:
     train_gpu, training, train_hours = training_plan(spec, method, train_tokens, devices)
     serve_gpu, replicas, tps, serving = serving_plan(spec, devices, needed_tps, prices)
     storage = spec.params * 2 / GB * CHECKPOINT_COPIES * price_data.hosting(prices, "storage_per_gb_month")
-    detail = (f"{spec.name}: {method} on {train_gpu.name} (~{train_hours:.2g} h), "
-              f"served on {replicas} x {serve_gpu.name} (~{tps:,.0f} tok/s each)")
-    return Option(label, detail, training, serving + storage + maintenance,
-                  {"training": round(training, 2), "serving_per_month": round(serving, 2), "storage_per_month": round(storage, 2),
-                   "maintenance_per_month": round(maintenance, 2), "serving_device": serve_gpu.name, "replicas": replicas})
+    detail = (
+        f"{spec.name}: {method} on {train_gpu.name} (~{train_hours:.2g} h), "
+        f"served on {replicas} x {serve_gpu.name} (~{tps:,.0f} tok/s each)"
+    )
+    return Option(
+        label,
+        detail,
+        training,
+        serving + storage + maintenance,
+        {
+            "training": round(training, 2),
+            "serving_per_month": round(serving, 2),
+            "storage_per_month": round(storage, 2),
+            "maintenance_per_month": round(maintenance, 2),
+            "serving_device": serve_gpu.name,
+            "replicas": replicas,
+        },
+    )
 
 
 def break_even(api: Option, other: Option, months: int) -> int | None:
@@ -97,39 +129,85 @@ def break_even(api: Option, other: Option, months: int) -> int | None:
     return None
 
 
-def tco(requests_per_day: float, tokens_per_request: float, months: int, output_share: float = 0.25,
-        openai_model: str = "gpt-4.1-mini", model: str = "meta-llama/Meta-Llama-3-8B", method: str = "lora",
-        small_model: str = "Qwen/Qwen2.5-1.5B-Instruct", train_tokens: float | None = None, rate: float | None = None,
-        maintenance_hours: float | None = None, prices_file=None) -> dict:
+def tco(
+    requests_per_day: float,
+    tokens_per_request: float,
+    months: int,
+    output_share: float = 0.25,
+    openai_model: str = "gpt-4.1-mini",
+    model: str = "meta-llama/Meta-Llama-3-8B",
+    method: str = "lora",
+    small_model: str = "Qwen/Qwen2.5-1.5B-Instruct",
+    train_tokens: float | None = None,
+    rate: float | None = None,
+    maintenance_hours: float | None = None,
+    prices_file=None,
+) -> dict:
     if requests_per_day <= 0 or tokens_per_request <= 0 or months < 1:
-        raise ConfigError("--requests-per-day and --tokens-per-request must be positive and --months at least 1",
-                          "e.g. --requests-per-day 5000 --tokens-per-request 800 --months 12")
+        raise ConfigError(
+            "--requests-per-day and --tokens-per-request must be positive and --months at least 1",
+            "e.g. --requests-per-day 5000 --tokens-per-request 800 --months 12",
+        )
     prices = price_data.load_prices(prices_file)
     openai = price_data.openai_model(openai_model, prices)
     if openai is None:
-        raise ConfigError(f"unknown OpenAI model '{openai_model}'", "use one of: " + ", ".join(price_data.openai_models(prices)))
+        raise ConfigError(
+            f"unknown OpenAI model '{openai_model}'", "use one of: " + ", ".join(price_data.openai_models(prices))
+        )
     train_tokens = train_tokens or DEFAULT_EXAMPLES * DEFAULT_TOKENS_PER_EXAMPLE * 3
     monthly_tokens = requests_per_day * tokens_per_request * DAYS_PER_MONTH
     monthly_in, monthly_out = monthly_tokens * (1 - output_share), monthly_tokens * output_share
     needed_tps = requests_per_day * tokens_per_request / 86400 * PEAK_TO_AVERAGE
     rate = price_data.hosting(prices, "maintenance_rate_per_hour") if rate is None else rate
-    hours = price_data.hosting(prices, "maintenance_hours_per_month") if maintenance_hours is None else maintenance_hours
+    hours = (
+        price_data.hosting(prices, "maintenance_hours_per_month") if maintenance_hours is None else maintenance_hours
+    )
     devices = price_data.all_gpus(prices)
     api = openai_option(openai, train_tokens, monthly_in, monthly_out)
-    options = [api,
-               self_host_option("Self-hosted open model", lookup(model), method, train_tokens, needed_tps, devices, prices, rate * hours),
-               self_host_option("Smaller model, cheaper device", lookup(small_model), method, train_tokens, needed_tps, devices, prices,
-                                rate * hours / 2)]
+    options = [
+        api,
+        self_host_option(
+            "Self-hosted open model", lookup(model), method, train_tokens, needed_tps, devices, prices, rate * hours
+        ),
+        self_host_option(
+            "Smaller model, cheaper device",
+            lookup(small_model),
+            method,
+            train_tokens,
+            needed_tps,
+            devices,
+            prices,
+            rate * hours / 2,
+        ),
+    ]
     return {
-        "requests_per_day": requests_per_day, "tokens_per_request": tokens_per_request, "months": months,
-        "monthly_tokens": round(monthly_tokens), "needed_tokens_per_second": round(needed_tps, 2), "train_tokens": int(train_tokens),
-        "options": [{"name": o.name, "detail": o.detail, "upfront": round(o.upfront, 2), "monthly": round(o.monthly, 2),
-                     f"total_{months}_months": o.cumulative(months)[-1], "cumulative": o.cumulative(months),
-                     "break_even_month_vs_api": None if o is api else break_even(api, o, months), **o.breakdown} for o in options],
+        "requests_per_day": requests_per_day,
+        "tokens_per_request": tokens_per_request,
+        "months": months,
+        "monthly_tokens": round(monthly_tokens),
+        "needed_tokens_per_second": round(needed_tps, 2),
+        "train_tokens": int(train_tokens),
+        "options": [
+            {
+                "name": o.name,
+                "detail": o.detail,
+                "upfront": round(o.upfront, 2),
+                "monthly": round(o.monthly, 2),
+                f"total_{months}_months": o.cumulative(months)[-1],
+                "cumulative": o.cumulative(months),
+                "break_even_month_vs_api": None if o is api else break_even(api, o, months),
+                **o.breakdown,
+            }
+            for o in options
+        ],
         "cheapest": min(options, key=lambda o: o.cumulative(months)[-1]).name,
-        "assumptions": [f"{output_share:.0%} of tokens are output", f"busiest hour = {PEAK_TO_AVERAGE:g} x average traffic",
-                        f"maintenance {hours:g} h/month at ${rate:g}/h (half for the smaller model)",
-                        "GPU prices: midpoint of the low..high range in prices.yaml", f"OpenAI prices as of {prices['openai']['as_of']}"],
+        "assumptions": [
+            f"{output_share:.0%} of tokens are output",
+            f"busiest hour = {PEAK_TO_AVERAGE:g} x average traffic",
+            f"maintenance {hours:g} h/month at ${rate:g}/h (half for the smaller model)",
+            "GPU prices: midpoint of the low..high range in prices.yaml",
+            f"OpenAI prices as of {prices['openai']['as_of']}",
+        ],
     }
 
 

@@ -23,8 +23,13 @@ class TokenCount:
 
 def assumed_count() -> TokenCount:
     tokens = DEFAULT_EXAMPLES * DEFAULT_TOKENS_PER_EXAMPLE
-    return TokenCount(DEFAULT_EXAMPLES, tokens, DEFAULT_TOKENS_PER_EXAMPLE, "assumed",
-                      f"no --data given: assumed {DEFAULT_EXAMPLES:,} examples x {DEFAULT_TOKENS_PER_EXAMPLE} tokens")
+    return TokenCount(
+        DEFAULT_EXAMPLES,
+        tokens,
+        DEFAULT_TOKENS_PER_EXAMPLE,
+        "assumed",
+        f"no --data given: assumed {DEFAULT_EXAMPLES:,} examples x {DEFAULT_TOKENS_PER_EXAMPLE} tokens",
+    )
 
 
 def read_train_split(data: str | Path) -> list[dict]:
@@ -32,7 +37,9 @@ def read_train_split(data: str | Path) -> list[dict]:
     path = Path(data)
     file = path / "train.jsonl" if path.is_dir() else path
     if not file.is_file():
-        raise DataError(f"no train split at {file}", "pass a folder written by `tunelab data prepare` (it holds train.jsonl)")
+        raise DataError(
+            f"no train split at {file}", "pass a folder written by `tunelab data prepare` (it holds train.jsonl)"
+        )
     records = []
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -102,8 +109,15 @@ def openai_count(data: str | Path, openai: dict) -> TokenCount:
     counts = []
     for record in records:
         messages = record.get("messages") or [{"role": "user", "content": "".join(str(v) for v in record.values())}]
-        counts.append(sum(per_message + encode(str(m.get("role", ""))) + encode(str(m.get("content", ""))) for m in messages) + per_reply)
-    note = f"tiktoken {openai['encoding']}" if method == "exact" else "approximate: 4 characters per token (tiktoken encoding not available offline)"
+        counts.append(
+            sum(per_message + encode(str(m.get("role", ""))) + encode(str(m.get("content", ""))) for m in messages)
+            + per_reply
+        )
+    note = (
+        f"tiktoken {openai['encoding']}"
+        if method == "exact"
+        else "approximate: 4 characters per token (tiktoken encoding not available offline)"
+    )
     return TokenCount(len(records), sum(counts), max(counts), method, note)
 
 

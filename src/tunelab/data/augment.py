@@ -31,7 +31,11 @@ def _key(record: dict) -> str:
 
 def _vary(record: dict, rng: random.Random) -> dict:
     if "messages" in record:
-        return {"messages": [{**m, "content": perturb(m["content"], rng)} if m["role"] == "user" else m for m in record["messages"]]}
+        return {
+            "messages": [
+                {**m, "content": perturb(m["content"], rng)} if m["role"] == "user" else m for m in record["messages"]
+            ]
+        }
     key = "source" if "source" in record else "text"
     return {**record, key: perturb(record[key], rng)}
 

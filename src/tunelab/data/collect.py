@@ -52,7 +52,11 @@ class Collected:
 
     def signatures(self) -> np.ndarray:
         """All MinHash signatures, read back from their spool file (one copy in memory)."""
-        sigs = np.fromfile(self.signature_path, dtype=np.uint32) if self.signature_path.exists() else np.zeros(0, np.uint32)
+        sigs = (
+            np.fromfile(self.signature_path, dtype=np.uint32)
+            if self.signature_path.exists()
+            else np.zeros(0, np.uint32)
+        )
         return sigs.reshape(-1, dedup.NUM_PERM)
 
 
@@ -89,8 +93,12 @@ class Collector:
 
     def reject(self, source: str, line: int, category: str, message: str, **extra) -> None:
         """Record one input record that is not kept, in rejects.jsonl and in the tallies."""
-        self.rejects.write(json.dumps({"source": source, "line": line, "category": category, "message": message, **extra},
-                                      ensure_ascii=False) + "\n")
+        self.rejects.write(
+            json.dumps(
+                {"source": source, "line": line, "category": category, "message": message, **extra}, ensure_ascii=False
+            )
+            + "\n"
+        )
         if category == "duplicate_exact":
             self.result.duplicates_exact += 1
         elif category != "duplicate_near":
@@ -115,12 +123,18 @@ class Collector:
         if limit and tokens > limit:
             self.result.over_limit += 1
             if self.options.overlong == "reject" or not self._truncate(item, tokens - limit):
-                why = "" if self.options.overlong == "reject" else " (the answer is shorter than the excess: the prompt alone is too long)"
+                why = (
+                    ""
+                    if self.options.overlong == "reject"
+                    else " (the answer is shorter than the excess: the prompt alone is too long)"
+                )
                 self.reject(item.source, item.line, "too_long", f"{tokens} tokens, over max_tokens={limit}{why}")
                 return None
             tokens = record_tokens(self.counter, [record_texts(item.record)])[0]
         if tokens < self.options.min_tokens:
-            self.reject(item.source, item.line, "too_short", f"{tokens} tokens, under min_tokens={self.options.min_tokens}")
+            self.reject(
+                item.source, item.line, "too_short", f"{tokens} tokens, under min_tokens={self.options.min_tokens}"
+            )
             return None
         return tokens
 
@@ -143,8 +157,13 @@ class Collector:
             digest = hashlib.blake2b(item.line_bytes, digest_size=16).digest()
             first = self.seen.get(digest) if self.options.dedup else None
             if first is not None:
-                self.reject(item.source, item.line, "duplicate_exact", "same content as an earlier record",
-                            duplicate_of=self.place(first))
+                self.reject(
+                    item.source,
+                    item.line,
+                    "duplicate_exact",
+                    "same content as an earlier record",
+                    duplicate_of=self.place(first),
+                )
                 continue
             self.seen[digest] = self.result.spooled + len(unique)
             unique.append((item, tokens))

@@ -19,7 +19,7 @@ BANDS, ROWS = 32, 4
 SHINGLE = 5
 BLOCK = 8192  # shingles per hashing block: keeps the 128 x BLOCK work array in cache
 _P = np.uint64(0x100000001B3)  # odd multiplier: invertible modulo 2^64
-_P_INV = np.uint64(pow(0x100000001B3, -1, 2 ** 64))
+_P_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
 _COMBINE = np.uint64(0x9E3779B97F4A7C15)
 _SEPARATORS = np.zeros(256, dtype=bool)
 _SEPARATORS[[c for c in range(128) if not chr(c).isalnum()]] = True
@@ -27,8 +27,8 @@ _SEPARATORS[[c for c in range(128) if not chr(c).isalnum()]] = True
 
 def _perm_params(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    a = rng.integers(1, 2 ** 63, size=NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    b = rng.integers(0, 2 ** 63, size=NUM_PERM, dtype=np.uint64)
+    a = rng.integers(1, 2**63, size=NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 2**63, size=NUM_PERM, dtype=np.uint64)
     return a[:, None], b[:, None]
 
 
@@ -80,13 +80,16 @@ def shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(over="ignore"):
         combined = words[: len(words) - SHINGLE + 1].copy() if len(words) >= SHINGLE else np.empty(0, np.uint64)
         for offset in range(1, SHINGLE):
-            combined = combined * _COMBINE + words[offset: len(words) - SHINGLE + 1 + offset]
-    valid = docs[: len(combined)] == docs[SHINGLE - 1:] if len(combined) else np.zeros(0, bool)
+            combined = combined * _COMBINE + words[offset : len(words) - SHINGLE + 1 + offset]
+    valid = docs[: len(combined)] == docs[SHINGLE - 1 :] if len(combined) else np.zeros(0, bool)
     shingles, shingle_docs = combined[valid], docs[: len(combined)][valid]
     short = _short_doc_shingles(words, docs, len(texts))
     if short[0].size:
         order = np.argsort(np.concatenate((shingle_docs, short[1])), kind="stable")
-        shingles, shingle_docs = np.concatenate((shingles, short[0]))[order], np.concatenate((shingle_docs, short[1]))[order]
+        shingles, shingle_docs = (
+            np.concatenate((shingles, short[0]))[order],
+            np.concatenate((shingle_docs, short[1]))[order],
+        )
     return _mix(shingles) >> np.uint64(32), shingle_docs
 
 
@@ -98,7 +101,7 @@ def _short_doc_shingles(words: np.ndarray, docs: np.ndarray, n_docs: int) -> tup
     with np.errstate(over="ignore"):
         for first, count in zip(firsts, counts[short_docs]):
             value = np.uint64(0)
-            for h in words[first: first + count]:
+            for h in words[first : first + count]:
                 value = value * _COMBINE + h
             values.append(value)
     return np.array(values, dtype=np.uint64), short_docs
@@ -111,7 +114,7 @@ def signatures(texts: list[str]) -> np.ndarray:
     work = np.empty((NUM_PERM, BLOCK), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for start in range(0, len(shingles), BLOCK):
-            block, block_docs = shingles[start: start + BLOCK], docs[start: start + BLOCK]
+            block, block_docs = shingles[start : start + BLOCK], docs[start : start + BLOCK]
             out = work[:, : len(block)]
             np.multiply(_A, block[None, :], out=out)
             np.add(out, _B, out=out)
@@ -144,8 +147,12 @@ def similar_pairs(sigs: np.ndarray, pairs: np.ndarray, threshold: float) -> np.n
     """The candidate pairs whose estimated Jaccard similarity reaches the threshold."""
     if not len(pairs):
         return pairs
-    estimate = np.concatenate([(sigs[chunk[:, 0]] == sigs[chunk[:, 1]]).mean(axis=1)
-                               for chunk in np.array_split(pairs, max(1, len(pairs) // 100_000))])
+    estimate = np.concatenate(
+        [
+            (sigs[chunk[:, 0]] == sigs[chunk[:, 1]]).mean(axis=1)
+            for chunk in np.array_split(pairs, max(1, len(pairs) // 100_000))
+        ]
+    )
     return pairs[estimate >= threshold]
 
 

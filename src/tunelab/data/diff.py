@@ -29,8 +29,13 @@ def _compare(old: list[dict], new: list[dict]) -> dict:
     added = [after[k] for k in after if k not in before]
     removed = [before[k] for k in before if k not in after]
     changed = [{"before": before[k], "after": after[k]} for k in after if k in before and before[k] != after[k]]
-    return {"added": len(added), "removed": len(removed), "changed": len(changed), "unchanged": len(after) - len(added) - len(changed),
-            "examples": {"added": added[:EXAMPLES], "removed": removed[:EXAMPLES], "changed": changed[:EXAMPLES]}}
+    return {
+        "added": len(added),
+        "removed": len(removed),
+        "changed": len(changed),
+        "unchanged": len(after) - len(added) - len(changed),
+        "examples": {"added": added[:EXAMPLES], "removed": removed[:EXAMPLES], "changed": changed[:EXAMPLES]},
+    }
 
 
 def diff_prepared(folder_a: Path, folder_b: Path) -> dict:
@@ -38,5 +43,10 @@ def diff_prepared(folder_a: Path, folder_b: Path) -> dict:
     a, b = load_prepared(Path(folder_a)), load_prepared(Path(folder_b))
     per_split = {name: _compare(getattr(a, name), getattr(b, name)) for name in SPLITS}
     overall = _compare([r for s in SPLITS for r in getattr(a, s)], [r for s in SPLITS for r in getattr(b, s)])
-    return {"version_a": a.manifest.get("version"), "version_b": b.manifest.get("version"),
-            "same_version": a.manifest.get("version") == b.manifest.get("version"), "overall": overall, "splits": per_split}
+    return {
+        "version_a": a.manifest.get("version"),
+        "version_b": b.manifest.get("version"),
+        "same_version": a.manifest.get("version") == b.manifest.get("version"),
+        "overall": overall,
+        "splits": per_split,
+    }

@@ -48,7 +48,9 @@ def is_prepared(path: Path) -> bool:
 def load_prepared(folder: Path) -> PreparedData:
     folder = Path(folder)
     if not is_prepared(folder):
-        raise DataError(f"{folder} is not a prepared dataset (no manifest.json)", "run `tunelab data prepare FILES --out DIR` first")
+        raise DataError(
+            f"{folder} is not a prepared dataset (no manifest.json)", "run `tunelab data prepare FILES --out DIR` first"
+        )
     manifest = read_json(folder / "manifest.json")
     splits = {name: _read_jsonl(folder / f"{name}.jsonl") for name in SPLITS}
     return PreparedData(**splits, manifest=manifest, task=manifest["task"])
@@ -84,7 +86,9 @@ def prepare_dataset(inputs: list[Path], out_dir: Path, config: DataConfig, token
     finally:
         spool.unlink(missing_ok=True)
         spool.with_suffix(".sig").unlink(missing_ok=True)
-    manifest = _manifest(out_dir, collected, kept, split_of, pairs, sizes, augmented, config, counter.name, task, schema)
+    manifest = _manifest(
+        out_dir, collected, kept, split_of, pairs, sizes, augmented, config, counter.name, task, schema
+    )
     write_json(out_dir / "manifest.json", manifest)
     return manifest
 
@@ -98,9 +102,13 @@ def _near_duplicates(collected: Collected, collector: Collector, config: DataCon
     kept = representative == np.arange(len(representative))
     for index in np.flatnonzero(~kept).tolist():
         source, line = collected.files[collected.place_file[index]].path, collected.place_line[index]
-        collector.reject(source, line, "duplicate_near",
-                         f"near duplicate (Jaccard >= {config.near_dup_threshold}) of an earlier record",
-                         duplicate_of=collector.place(int(representative[index])))
+        collector.reject(
+            source,
+            line,
+            "duplicate_near",
+            f"near duplicate (Jaccard >= {config.near_dup_threshold}) of an earlier record",
+            duplicate_of=collector.place(int(representative[index])),
+        )
     return kept, representative, pairs
 
 
@@ -109,15 +117,21 @@ def _check_enough(collected: Collected, kept: np.ndarray, config: DataConfig, in
     if usable == 0:
         names = ", ".join(p.name for p in inputs)
         reasons = "; ".join(collected.tally.lines()[:3]) or "the file holds no records"
-        raise DataError(f"no usable record in {names}: {reasons}",
-                        "fix the records (see rejects.jsonl in the output folder) or pass --format/--map")
+        raise DataError(
+            f"no usable record in {names}: {reasons}",
+            "fix the records (see rejects.jsonl in the output folder) or pass --format/--map",
+        )
     for report in collected.files:
         if report.usable == 0 and len(collected.files) > 1:
-            raise DataError(f"no usable record in {report.path} ({report.records} records, all rejected)",
-                            "fix or drop that file (its reasons are in rejects.jsonl), or pass --format/--map")
+            raise DataError(
+                f"no usable record in {report.path} ({report.records} records, all rejected)",
+                "fix or drop that file (its reasons are in rejects.jsonl), or pass --format/--map",
+            )
     if usable < TOO_SMALL_DATA and not config.force:
-        raise DataError(f"only {usable} usable examples (of {collected.input}): fewer than {TOO_SMALL_DATA} rarely teaches a model anything",
-                        "add data, or pass --force to prepare it anyway")
+        raise DataError(
+            f"only {usable} usable examples (of {collected.input}): fewer than {TOO_SMALL_DATA} rarely teaches a model anything",
+            "add data, or pass --force to prepare it anyway",
+        )
 
 
 def _split(collected: Collected, kept: np.ndarray, representative: np.ndarray, config: DataConfig) -> np.ndarray:
@@ -155,17 +169,26 @@ def _write_splits(out_dir: Path, spool: Path, kept: np.ndarray, split_of: np.nda
 def _label_distribution(collected: Collected, split_of: np.ndarray) -> dict:
     if len(collected.labels) != len(split_of):
         return {}
-    return {name: dict(sorted(Counter(label for label, s in zip(collected.labels, split_of.tolist()) if s == i).items()))
-            for i, name in enumerate(SPLITS)}
+    return {
+        name: dict(sorted(Counter(label for label, s in zip(collected.labels, split_of.tolist()) if s == i).items()))
+        for i, name in enumerate(SPLITS)
+    }
 
 
-def _manifest(out_dir, collected: Collected, kept, split_of, pairs, sizes, augmented, config, tokenizer_name, task, schema) -> dict:
+def _manifest(
+    out_dir, collected: Collected, kept, split_of, pairs, sizes, augmented, config, tokenizer_name, task, schema
+) -> dict:
     tokens = np.asarray(collected.tokens, dtype=np.int64)[kept]
     labels = _label_distribution(collected, split_of)
     train_labels = Counter(labels.get("train", {}))
     hashes = {name: sha256_file(out_dir / name) for name in OUTPUT_FILES}
-    counts = {"input": collected.input, "kept": int(kept.sum()), "rejected": collected.rejected,
-              "duplicates_exact": collected.duplicates_exact, "duplicates_near": int((~kept).sum())}
+    counts = {
+        "input": collected.input,
+        "kept": int(kept.sum()),
+        "rejected": collected.rejected,
+        "duplicates_exact": collected.duplicates_exact,
+        "duplicates_near": int((~kept).sum()),
+    }
     return {
         "tunelab_version": tunelab.__version__,
         "version": dataset_version(hashes),
@@ -183,8 +206,14 @@ def _manifest(out_dir, collected: Collected, kept, split_of, pairs, sizes, augme
         "cleaning": dict(sorted(collected.cleaning.items())),
         "leakage": {"cross_split_near_duplicates": cross_split_pairs(pairs, kept, split_of)},
         "files": [{"path": f.path, "schema": f.schema} for f in collected.files],
-        "warnings": collected.warnings + guidance(int(kept.sum()), train_labels, collected.over_limit, config.max_tokens,
-                                                 measured=int(kept.sum()) + collected.over_limit - collected.truncated),
+        "warnings": collected.warnings
+        + guidance(
+            int(kept.sum()),
+            train_labels,
+            collected.over_limit,
+            config.max_tokens,
+            measured=int(kept.sum()) + collected.over_limit - collected.truncated,
+        ),
         "sha256": hashes,
         "options": config.model_dump(mode="json"),
     }
@@ -202,5 +231,3 @@ def dataset_version(hashes: dict[str, str]) -> str:
     """The content hash of the three split files: the dataset's version."""
     joined = "".join(f"{name}:{hashes[f'{name}.jsonl']}\n" for name in SPLITS)
     return hashlib.sha256(joined.encode()).hexdigest()
-
-

@@ -15,8 +15,8 @@ from pathlib import Path
 from tunelab.errors import DataError
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a longer line is refused: it is almost surely not one record
-MAX_WHOLE_FILE_BYTES = 2 * 1024 ** 3  # JSON arrays are parsed whole; beyond this, ask for JSONL
-MAX_TABLE_BYTES = 2 * 1024 ** 3  # decompressed size of a Parquet file or saved dataset: a small file can hide a bomb
+MAX_WHOLE_FILE_BYTES = 2 * 1024**3  # JSON arrays are parsed whole; beyond this, ask for JSONL
+MAX_TABLE_BYTES = 2 * 1024**3  # decompressed size of a Parquet file or saved dataset: a small file can hide a bomb
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
@@ -36,13 +36,25 @@ def file_type(path: Path) -> str:
     """jsonl, json, csv, tsv, parquet or hf-dataset: by folder layout, extension, then content."""
     if path.is_dir():
         if (path / "manifest.json").is_file():
-            raise DataError(f"{path} is already a prepared dataset", "use it directly (`tunelab train --data DIR`, `tunelab data stats DIR`)")
+            raise DataError(
+                f"{path} is already a prepared dataset",
+                "use it directly (`tunelab train --data DIR`, `tunelab data stats DIR`)",
+            )
         if any((path / name).exists() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return "hf-dataset"
-        raise DataError(f"{path}: folder is neither a prepared dataset nor a Hugging Face dataset saved to disk",
-                        "pass data files, or a folder written by `datasets.save_to_disk` or `tunelab data prepare`")
+        raise DataError(
+            f"{path}: folder is neither a prepared dataset nor a Hugging Face dataset saved to disk",
+            "pass data files, or a folder written by `datasets.save_to_disk` or `tunelab data prepare`",
+        )
     suffix = path.suffix.lower()
-    by_suffix = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+    by_suffix = {
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
     if suffix in by_suffix:
         return by_suffix[suffix]
     return _sniff(path)
@@ -82,8 +94,12 @@ def _read_jsonl(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
             if number == 1 and raw is not None:
                 raw = _strip_bom(raw, source, warnings)
                 if raw is None:
-                    yield RawRecord(source, 1, category="invalid_utf8",
-                                    message="file is UTF-16 (byte-order mark FF FE); re-save it as UTF-8")
+                    yield RawRecord(
+                        source,
+                        1,
+                        category="invalid_utf8",
+                        message="file is UTF-16 (byte-order mark FF FE); re-save it as UTF-8",
+                    )
                     return
             yield _jsonl_record(source, number, raw)
 
@@ -108,14 +124,18 @@ def _strip_bom(raw: bytes, source: str, warnings: list[str]) -> bytes | None:
         return None
     if raw.startswith(UTF8_BOM):
         warnings.append(f"{source}: starts with a UTF-8 byte-order mark; it was ignored")
-        return raw[len(UTF8_BOM):]
+        return raw[len(UTF8_BOM) :]
     return raw
 
 
 def _jsonl_record(source: str, number: int, raw: bytes | None) -> RawRecord:
     if raw is None:
-        return RawRecord(source, number, category="line_too_long",
-                         message=f"line longer than {MAX_LINE_BYTES // 2**20} MB; split it into records")
+        return RawRecord(
+            source,
+            number,
+            category="line_too_long",
+            message=f"line longer than {MAX_LINE_BYTES // 2**20} MB; split it into records",
+        )
     if not raw.strip():
         return RawRecord(source, number, category="empty_line", message="empty line")
     try:
@@ -132,7 +152,9 @@ def _read_json_array(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
     """Element by element with raw_decode, so each element keeps its real line number."""
     source = str(path)
     if path.stat().st_size > MAX_WHOLE_FILE_BYTES:
-        raise DataError(f"{path}: JSON array over {MAX_WHOLE_FILE_BYTES // 2**30} GB", "convert it to JSONL (one record per line)")
+        raise DataError(
+            f"{path}: JSON array over {MAX_WHOLE_FILE_BYTES // 2**30} GB", "convert it to JSONL (one record per line)"
+        )
     data = _strip_bom(path.read_bytes(), source, warnings)
     if data is None:
         yield RawRecord(source, 1, category="invalid_utf8", message="file is UTF-16; re-save it as UTF-8")
@@ -140,8 +162,13 @@ def _read_json_array(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        yield RawRecord(source, line, category="invalid_utf8", message=f"invalid UTF-8 at byte {exc.start}; the array cannot be read")
+        line = data[: exc.start].count(b"\n") + 1
+        yield RawRecord(
+            source,
+            line,
+            category="invalid_utf8",
+            message=f"invalid UTF-8 at byte {exc.start}; the array cannot be read",
+        )
         return
     yield from _array_elements(source, text)
 
@@ -149,21 +176,31 @@ def _read_json_array(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
 def _array_elements(source: str, text: str) -> Iterator[RawRecord]:
     decoder = json.JSONDecoder()
     pos = _skip_space(text, text.index("[") + 1)
-    number = 0
+    line, last, number = 1, 0, 0
     while pos < len(text) and text[pos] != "]":
-        line = text.count("\n", 0, pos) + 1 if number == 0 else line + text.count("\n", last, pos)
+        line += text.count("\n", last, pos)
         last, number = pos, number + 1
         try:
             value, pos = decoder.raw_decode(text, pos)
         except (ValueError, RecursionError) as exc:
-            yield RawRecord(source, line, category="invalid_json", message=f"invalid JSON, rest of the array unreadable: {str(exc)[:200]}")
+            yield RawRecord(
+                source,
+                line,
+                category="invalid_json",
+                message=f"invalid JSON, rest of the array unreadable: {str(exc)[:200]}",
+            )
             return
         yield RawRecord(source, line, value=value)
         pos = _skip_space(text, pos)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_space(text, pos + 1)
         elif pos < len(text) and text[pos] != "]":
-            yield RawRecord(source, text.count("\n", 0, pos) + 1, category="invalid_json", message="expected ',' between array elements")
+            yield RawRecord(
+                source,
+                text.count("\n", 0, pos) + 1,
+                category="invalid_json",
+                message="expected ',' between array elements",
+            )
             return
 
 
@@ -211,8 +248,12 @@ def _row_record(source: str, line: int, header: list[str], row: list[str]) -> Ra
     if not row:
         return RawRecord(source, line, category="empty_line", message="empty row")
     if len(row) != len(header):
-        return RawRecord(source, line, category="csv_error",
-                         message=f"row has {len(row)} fields, header has {len(header)} (unquoted delimiter or unterminated quote?)")
+        return RawRecord(
+            source,
+            line,
+            category="csv_error",
+            message=f"row has {len(row)} fields, header has {len(header)} (unquoted delimiter or unterminated quote?)",
+        )
     if any(_has_surrogates(cell) for cell in row):
         return RawRecord(source, line, category="invalid_utf8", message="invalid UTF-8 in row")
     return RawRecord(source, line, value=dict(zip(header, row)))
@@ -233,26 +274,39 @@ def _read_parquet(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
-        unpacked = sum(meta.row_group(i).column(j).total_uncompressed_size
-                       for i in range(meta.num_row_groups) for j in range(meta.num_columns))
+        unpacked = sum(
+            meta.row_group(i).column(j).total_uncompressed_size
+            for i in range(meta.num_row_groups)
+            for j in range(meta.num_columns)
+        )
     except (pyarrow.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({str(exc)[:160]})", "re-export it, or convert it to JSONL") from None
+        raise DataError(
+            f"{path}: not a readable Parquet file ({str(exc)[:160]})", "re-export it, or convert it to JSONL"
+        ) from None
     _check_table_size(path, unpacked, meta.num_rows, "Parquet file")
     try:
-        yield from _table_rows(str(path), (batch.to_pylist() for batch in
-                                           parquet.iter_batches(batch_size=_batch_rows(unpacked, meta.num_rows))))
+        yield from _table_rows(
+            str(path),
+            (batch.to_pylist() for batch in parquet.iter_batches(batch_size=_batch_rows(unpacked, meta.num_rows))),
+        )
     except (pyarrow.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: Parquet file is damaged ({str(exc)[:160]})", "re-export it, or convert it to JSONL") from None
+        raise DataError(
+            f"{path}: Parquet file is damaged ({str(exc)[:160]})", "re-export it, or convert it to JSONL"
+        ) from None
 
 
 def _check_table_size(path: Path, unpacked: int, rows: int, kind: str) -> None:
     """Refuse tables whose decompressed data would not fit: what a zip bomb in Parquet looks like."""
     if unpacked > MAX_TABLE_BYTES:
-        raise DataError(f"{path}: {kind} decompresses to {unpacked / 2**20:,.0f} MB, over the {MAX_TABLE_BYTES / 2**20:,.0f} MB limit",
-                        "split it into smaller files, or convert it to JSONL")
+        raise DataError(
+            f"{path}: {kind} decompresses to {unpacked / 2**20:,.0f} MB, over the {MAX_TABLE_BYTES / 2**20:,.0f} MB limit",
+            "split it into smaller files, or convert it to JSONL",
+        )
     if rows == 1 and unpacked > MAX_LINE_BYTES:
-        raise DataError(f"{path}: one {kind} row of {unpacked / 2**20:,.0f} MB, over the {MAX_LINE_BYTES // 2**20} MB record limit",
-                        "split it into records")
+        raise DataError(
+            f"{path}: one {kind} row of {unpacked / 2**20:,.0f} MB, over the {MAX_LINE_BYTES // 2**20} MB record limit",
+            "split it into records",
+        )
 
 
 def _batch_rows(unpacked: int, rows: int) -> int:
@@ -267,11 +321,19 @@ def _read_hf_dataset(path: Path, warnings: list[str]) -> Iterator[RawRecord]:
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as exc:  # datasets raises many types for a broken folder
-        raise DataError(f"{path}: cannot load the Hugging Face dataset ({str(exc)[:160]})", "save it again with `save_to_disk`") from None
+        raise DataError(
+            f"{path}: cannot load the Hugging Face dataset ({str(exc)[:160]})", "save it again with `save_to_disk`"
+        ) from None
     parts = [loaded[name] for name in sorted(loaded)] if isinstance(loaded, datasets.DatasetDict) else [loaded]
     _check_table_size(path, sum(part.data.nbytes for part in parts), sum(len(part) for part in parts), "dataset")
-    yield from _table_rows(str(path), (part.select(range(i, min(i + 4096, len(part)))).to_list()
-                                       for part in parts for i in range(0, len(part), 4096)))
+    yield from _table_rows(
+        str(path),
+        (
+            part.select(range(i, min(i + 4096, len(part)))).to_list()
+            for part in parts
+            for i in range(0, len(part), 4096)
+        ),
+    )
 
 
 def _table_rows(source: str, batches) -> Iterator[RawRecord]:

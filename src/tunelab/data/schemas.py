@@ -11,14 +11,26 @@ from collections.abc import Callable
 LABEL_ALIASES = ("label", "category", "intent", "class")
 ROLES = {"system", "user", "assistant"}
 MESSAGE_KEYS = {"role", "content", "name", "weight"}
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "bard": "assistant", "bing": "assistant"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+}
 
 # schema -> (task, normalised schema)
 SCHEMA_TASK = {
-    "chat": ("causal-lm", "chat"), "sharegpt": ("causal-lm", "chat"), "alpaca": ("causal-lm", "chat"),
-    "completion": ("causal-lm", "chat"), "text": ("causal-lm", "text"),
-    "classification": ("classification", "classification"), "seq2seq": ("seq2seq", "seq2seq"),
+    "chat": ("causal-lm", "chat"),
+    "sharegpt": ("causal-lm", "chat"),
+    "alpaca": ("causal-lm", "chat"),
+    "completion": ("causal-lm", "chat"),
+    "text": ("causal-lm", "text"),
+    "classification": ("classification", "classification"),
+    "seq2seq": ("seq2seq", "seq2seq"),
 }
 
 
@@ -80,8 +92,11 @@ def normalise(schema: str, value: object, strict_keys: bool) -> dict:
 def _check_keys(record: dict, allowed: set[str], strict: bool) -> None:
     unknown = sorted(set(record) - allowed)
     if strict and unknown:
-        raise Reject("unknown_key", f"unknown key {unknown[0]!r} (expected {sorted(allowed)}); drop it, "
-                                    "rename it with --map, or set data.unknown_keys=ignore")
+        raise Reject(
+            "unknown_key",
+            f"unknown key {unknown[0]!r} (expected {sorted(allowed)}); drop it, "
+            "rename it with --map, or set data.unknown_keys=ignore",
+        )
 
 
 def _string_field(record: dict, key: str, allow_empty: bool = False) -> str:
@@ -112,9 +127,14 @@ def _chat_message(message: object, index: int) -> dict:
         raise Reject("message_missing_key", f"message {index} has no {missing[0]!r}")
     unknown = sorted(set(message) - MESSAGE_KEYS)
     if unknown:
-        raise Reject("message_unrecognized_key", f"message {index} has unknown key {unknown[0]!r} (allowed: role, content, name, weight)")
+        raise Reject(
+            "message_unrecognized_key",
+            f"message {index} has unknown key {unknown[0]!r} (allowed: role, content, name, weight)",
+        )
     if message["role"] not in ROLES:
-        raise Reject("unrecognized_role", f"message {index} has role {message['role']!r} (allowed: system, user, assistant)")
+        raise Reject(
+            "unrecognized_role", f"message {index} has role {message['role']!r} (allowed: system, user, assistant)"
+        )
     return _message(message["role"], message["content"], index, message.get("weight"))
 
 
@@ -140,7 +160,11 @@ def _sharegpt(record: dict, strict: bool) -> dict:
     if not isinstance(turns, list) or not turns:
         raise Reject("missing_messages_list", "no non-empty 'conversations' list")
     _check_keys(record, {"conversations", "id", "system"}, strict)
-    messages = [{"role": "system", "content": record["system"]}] if isinstance(record.get("system"), str) and record["system"].strip() else []
+    messages = (
+        [{"role": "system", "content": record["system"]}]
+        if isinstance(record.get("system"), str) and record["system"].strip()
+        else []
+    )
     for index, turn in enumerate(turns):
         if not isinstance(turn, dict):
             raise Reject("data_type", f"turn {index} is a {type(turn).__name__}, expected an object")
@@ -158,13 +182,22 @@ def _alpaca(record: dict, strict: bool) -> dict:
     instruction = _string_field(record, "instruction")
     extra = _string_field(record, "input", allow_empty=True) if record.get("input") is not None else ""
     prompt = instruction + ("\n\n" + extra if extra.strip() else "")
-    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": _string_field(record, "output")}]}
+    return {
+        "messages": [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": _string_field(record, "output")},
+        ]
+    }
 
 
 def _completion(record: dict, strict: bool) -> dict:
     _check_keys(record, {"prompt", "completion"}, strict)
-    return {"messages": [{"role": "user", "content": _string_field(record, "prompt")},
-                         {"role": "assistant", "content": _string_field(record, "completion")}]}
+    return {
+        "messages": [
+            {"role": "user", "content": _string_field(record, "prompt")},
+            {"role": "assistant", "content": _string_field(record, "completion")},
+        ]
+    }
 
 
 def _classification(record: dict, strict: bool) -> dict:
@@ -184,8 +217,13 @@ def _text(record: dict, strict: bool) -> dict:
 
 
 NORMALISERS: dict[str, Callable[[dict, bool], dict]] = {
-    "chat": _chat, "sharegpt": _sharegpt, "alpaca": _alpaca, "completion": _completion,
-    "classification": _classification, "seq2seq": _seq2seq, "text": _text,
+    "chat": _chat,
+    "sharegpt": _sharegpt,
+    "alpaca": _alpaca,
+    "completion": _completion,
+    "classification": _classification,
+    "seq2seq": _seq2seq,
+    "text": _text,
 }
 
 

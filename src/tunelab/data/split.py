@@ -10,7 +10,9 @@ import numpy as np
 SPLITS = ("train", "validation", "test")
 
 
-def assign_splits(groups: np.ndarray, labels: list[str] | None, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+def assign_splits(
+    groups: np.ndarray, labels: list[str] | None, fractions: tuple[float, float, float], seed: int
+) -> np.ndarray:
     """Split index (0 train, 1 validation, 2 test) per record."""
     groups = np.asarray(groups)
     result = np.zeros(len(groups), dtype=np.int8)

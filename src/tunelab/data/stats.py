@@ -19,13 +19,22 @@ def token_stats(tokens: np.ndarray, tokenizer_name: str) -> dict:
     if not len(tokens):
         return {"tokenizer": tokenizer_name, "min": 0, "p5": 0, "p50": 0, "p95": 0, "max": 0, "total": 0}
     p5, p50, p95 = (int(v) for v in np.percentile(tokens, [5, 50, 95], method="nearest"))
-    return {"tokenizer": tokenizer_name, "min": int(tokens.min()), "p5": p5, "p50": p50, "p95": p95,
-            "max": int(tokens.max()), "total": int(tokens.sum())}
+    return {
+        "tokenizer": tokenizer_name,
+        "min": int(tokens.min()),
+        "p5": p5,
+        "p50": p50,
+        "p95": p95,
+        "max": int(tokens.max()),
+        "total": int(tokens.sum()),
+    }
 
 
 def class_weights(train_records) -> dict[str, float]:
     """Inverse class frequency, normalised to mean 1: what a weighted loss uses against imbalance."""
-    counts = Counter(str(r["label"]) for r in train_records) if not isinstance(train_records, Counter) else train_records
+    counts = (
+        Counter(str(r["label"]) for r in train_records) if not isinstance(train_records, Counter) else train_records
+    )
     if not counts:
         return {}
     inverse = {label: 1.0 / n for label, n in counts.items()}
@@ -33,7 +42,9 @@ def class_weights(train_records) -> dict[str, float]:
     return {label: round(inverse[label] / mean, 6) for label in sorted(inverse)}
 
 
-def guidance(kept: int, train_labels: Counter | None, over_limit: int, max_tokens: int | None, measured: int = 0) -> list[str]:
+def guidance(
+    kept: int, train_labels: Counter | None, over_limit: int, max_tokens: int | None, measured: int = 0
+) -> list[str]:
     """Warnings in plain words: too little data, imbalanced classes, much truncation.
 
     `measured` is how many records had their length checked (kept ones plus those rejected for length)."""
@@ -41,16 +52,22 @@ def guidance(kept: int, train_labels: Counter | None, over_limit: int, max_token
     if kept < TOO_SMALL_DATA:
         notes.append(f"only {kept} usable examples: fewer than {TOO_SMALL_DATA} rarely teaches a model anything")
     elif kept < SMALL_DATA:
-        notes.append(f"only {kept} usable examples: fewer than {SMALL_DATA}, expect overfitting (use few epochs, watch validation loss)")
+        notes.append(
+            f"only {kept} usable examples: fewer than {SMALL_DATA}, expect overfitting (use few epochs, watch validation loss)"
+        )
     if train_labels and len(train_labels) > 1:
         largest, smallest = max(train_labels.values()), min(train_labels.values())
         if largest / smallest >= IMBALANCE_RATIO:
             weights = class_weights(train_labels)
             shown = ", ".join(f"{k}={v:.2f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])[:5])
-            notes.append(f"classes are imbalanced: the largest has {largest / smallest:.1f}x the examples of the smallest; "
-                         f"training will weight classes ({shown}{', ...' if len(weights) > 5 else ''})")
+            notes.append(
+                f"classes are imbalanced: the largest has {largest / smallest:.1f}x the examples of the smallest; "
+                f"training will weight classes ({shown}{', ...' if len(weights) > 5 else ''})"
+            )
     measured = max(measured, kept, over_limit, 1)
     if max_tokens and over_limit / measured > TRUNCATION_SHARE:
-        notes.append(f"{over_limit} examples ({over_limit / measured:.0%}) are over {max_tokens} tokens: "
-                     "raise max_tokens or expect truncation to cut answers")
+        notes.append(
+            f"{over_limit} examples ({over_limit / measured:.0%}) are over {max_tokens} tokens: "
+            "raise max_tokens or expect truncation to cut answers"
+        )
     return notes

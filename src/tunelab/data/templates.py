@@ -14,8 +14,11 @@ from contextlib import contextmanager
 
 from tunelab.errors import DataError
 
-PROBE = [{"role": "system", "content": "You are a probe."}, {"role": "user", "content": "probe question"},
-         {"role": "assistant", "content": "probe answer"}]
+PROBE = [
+    {"role": "system", "content": "You are a probe."},
+    {"role": "user", "content": "probe question"},
+    {"role": "assistant", "content": "probe answer"},
+]
 MAX_OUTPUT_CHARS = 200_000  # a probe of three short messages renders to a few hundred characters
 MAX_VALUE_SIZE = 100_000  # longest string or list a template may build with * or +
 MAX_SECONDS = 5.0
@@ -68,9 +71,14 @@ def guarded_environment():
 
     env = Guarded(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
     env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: json.dumps(
-        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-    env.globals.update(raise_exception=raise_exception, strftime_now=lambda fmt: time.strftime(fmt),
-                       namespace=jinja2.utils.Namespace, dict=lambda *a, **k: dict(*a, **k))
+        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+    env.globals.update(
+        raise_exception=raise_exception,
+        strftime_now=lambda fmt: time.strftime(fmt),
+        namespace=jinja2.utils.Namespace,
+        dict=lambda *a, **k: dict(*a, **k),
+    )
     return env
 
 
@@ -83,6 +91,7 @@ def time_limit(seconds: float):
 
     def expire(signum, frame):
         raise TemplateTimeout()
+
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -98,7 +107,9 @@ def render_guarded(template: str, messages: list[dict], **variables) -> str:
     for piece in guarded_environment().from_string(template).generate(messages=messages, **variables):
         size += len(piece)
         if size > MAX_OUTPUT_CHARS:
-            raise DataError(f"chat template renders more than {MAX_OUTPUT_CHARS:,} characters for a three-message probe", HINT)
+            raise DataError(
+                f"chat template renders more than {MAX_OUTPUT_CHARS:,} characters for a three-message probe", HINT
+            )
         pieces.append(piece)
     return "".join(pieces)
 
@@ -123,9 +134,22 @@ def check_template(tokenizer, seconds: float = MAX_SECONDS) -> str:
         raise DataError(f"chat template tried something the sandbox forbids: {str(exc)[:200]}", HINT) from None
     except jinja2.exceptions.TemplateSyntaxError as exc:
         raise DataError(f"chat template is not valid Jinja (line {exc.lineno}): {exc.message}", HINT) from None
-    except (jinja2.exceptions.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError,
-            ZeroDivisionError, OverflowError, RecursionError, MemoryError, SyntaxError) as exc:
-        raise DataError(f"chat template failed on a probe conversation: {type(exc).__name__}: {str(exc)[:200]}", HINT) from None
+    except (
+        jinja2.exceptions.TemplateError,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        ZeroDivisionError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+        SyntaxError,
+    ) as exc:
+        raise DataError(
+            f"chat template failed on a probe conversation: {type(exc).__name__}: {str(exc)[:200]}", HINT
+        ) from None
     if not isinstance(text, str) or "probe answer" not in text:
         raise DataError("chat template drops the assistant's message from the rendered conversation", HINT)
     return text

@@ -39,7 +39,9 @@ class FileReport:
     usable: int = 0  # passed the per-record checks (before length filters and dedup)
 
 
-def checked_records(path: Path, options, report: FileReport, warnings: list[str], cleaning: Counter) -> Iterator[Checked]:
+def checked_records(
+    path: Path, options, report: FileReport, warnings: list[str], cleaning: Counter
+) -> Iterator[Checked]:
     """Every record of one file, checked; `report.schema` is set once the schema is known."""
     raw = read_records(path, warnings)
     head = list(_until_sample(raw))
@@ -73,8 +75,10 @@ def _schema_for(path: Path, head: list[RawRecord], options) -> str | None:
     schema = detect_schema(sample)
     if schema is None and sample:
         keys = sorted({key for record in sample for key in record})[:8]
-        raise DataError(f"{path}: cannot tell the data format from the keys {keys}",
-                        "pass --format (chat, alpaca, completion, classification, seq2seq, text) and --map field=column")
+        raise DataError(
+            f"{path}: cannot tell the data format from the keys {keys}",
+            "pass --format (chat, alpaca, completion, classification, seq2seq, text) and --map field=column",
+        )
     return schema
 
 
@@ -94,7 +98,10 @@ def _cleaned(record: dict, redact_pii: bool, cleaning: Counter) -> dict:
     texts = [clean_text(text, cleaning, redact_pii) for text in record_texts(record)]
     if not all(texts):
         category = "missing_content" if "messages" in record else "empty_content"
-        raise Reject(category, "a text field is empty after cleaning (it held only whitespace, control characters or special tokens)")
+        raise Reject(
+            category,
+            "a text field is empty after cleaning (it held only whitespace, control characters or special tokens)",
+        )
     return with_texts(record, texts)
 
 
@@ -115,8 +122,10 @@ class RejectTally:
     def lines(self) -> list[str]:
         """One line per reason, most frequent first: count and the first few file:line places."""
         ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [f"{category}: {count} (at {', '.join(self.first[category])}{', ...' if count > self.keep else ''})"
-                for category, count in ordered]
+        return [
+            f"{category}: {count} (at {', '.join(self.first[category])}{', ...' if count > self.keep else ''})"
+            for category, count in ordered
+        ]
 
 
 def validate_files(paths: list[Path], options) -> dict:
@@ -132,6 +141,14 @@ def validate_files(paths: list[Path], options) -> dict:
                 tally.add(item.category, item.source, item.line)
             else:
                 usable += 1
-    return {"input": total, "usable": usable, "rejected": total - usable, "reject_reasons": dict(sorted(tally.counts.items())),
-            "reject_examples": tally.first, "summary": tally.lines(), "files": [{"path": f.path, "schema": f.schema} for f in files],
-            "cleaning": dict(sorted(cleaning.items())), "warnings": warnings}
+    return {
+        "input": total,
+        "usable": usable,
+        "rejected": total - usable,
+        "reject_reasons": dict(sorted(tally.counts.items())),
+        "reject_examples": tally.first,
+        "summary": tally.lines(),
+        "files": [{"path": f.path, "schema": f.schema} for f in files],
+        "cleaning": dict(sorted(cleaning.items())),
+        "warnings": warnings,
+    }

@@ -34,5 +34,9 @@ def paired_difference(base: Metric, tuned: Metric, weights: np.ndarray) -> dict:
     """tuned − base with a paired 95% interval; significant when the interval excludes zero."""
     deltas = replicate(tuned, weights) - replicate(base, weights)
     low, high = interval(deltas)
-    return {"delta": tuned.value() - base.value(), "ci_low": low, "ci_high": high,
-            "significant": bool(low > 0 or high < 0)}
+    return {
+        "delta": tuned.value() - base.value(),
+        "ci_low": low,
+        "ci_high": high,
+        "significant": bool(low > 0 or high < 0),
+    }

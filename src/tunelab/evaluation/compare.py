@@ -38,7 +38,9 @@ def recomputed(evaluation: dict) -> dict[str, Metric]:
     if evaluation.get("family") == "classification":
         found = classification_metrics(outputs, references, sorted(set(outputs) | set(references)))
     elif evaluation.get("family") == "generation":
-        found = generation_metrics(outputs, references, evaluation.get("normalisation", ["strip", "lower", "whitespace"]))
+        found = generation_metrics(
+            outputs, references, evaluation.get("normalisation", ["strip", "lower", "whitespace"])
+        )
     else:
         found = []
     return {metric.name: metric for metric in found}
@@ -51,13 +53,20 @@ def same_examples(a: dict, b: dict) -> bool:
 
 def difference(first: Metric, other: Metric, paired: bool, samples: int, seed: int) -> dict:
     if paired:
-        return {**bootstrap.paired_difference(first, other, bootstrap.resample_weights(len(first.stats), samples, seed)),
-                "paired": True}
+        return {
+            **bootstrap.paired_difference(first, other, bootstrap.resample_weights(len(first.stats), samples, seed)),
+            "paired": True,
+        }
     a = bootstrap.replicate(first, bootstrap.resample_weights(len(first.stats), samples, seed))
     b = bootstrap.replicate(other, bootstrap.resample_weights(len(other.stats), samples, seed + 1))
     low, high = bootstrap.interval(b - a)
-    return {"delta": other.value() - first.value(), "ci_low": low, "ci_high": high,
-            "significant": bool(low > 0 or high < 0), "paired": False}
+    return {
+        "delta": other.value() - first.value(),
+        "ci_low": low,
+        "ci_high": high,
+        "significant": bool(low > 0 or high < 0),
+        "paired": False,
+    }
 
 
 def compare_runs(run_dirs: list[Path], samples: int = 1000, seed: int = 0) -> dict:
@@ -68,11 +77,14 @@ def compare_runs(run_dirs: list[Path], samples: int = 1000, seed: int = 0) -> di
     keys = sorted({k for c in configs for k in c})
     differing = {k: [c.get(k) for c in configs] for k in keys if len({repr(c.get(k)) for c in configs}) > 1}
     names = [m for m in (evaluations[0].get("tuned") or {}) if all(m in (e.get("tuned") or {}) for e in evaluations)]
-    result = {"runs": [str(d) for d in run_dirs], "config_differences": differing,
-              "primary_metric": evaluations[0].get("primary_metric"),
-              "metrics": {m: [e["tuned"][m] for e in evaluations] for m in names},
-              "intervals": {m: [e["intervals"]["tuned"][m] for e in evaluations] for m in names},
-              "differences": []}
+    result = {
+        "runs": [str(d) for d in run_dirs],
+        "config_differences": differing,
+        "primary_metric": evaluations[0].get("primary_metric"),
+        "metrics": {m: [e["tuned"][m] for e in evaluations] for m in names},
+        "intervals": {m: [e["intervals"]["tuned"][m] for e in evaluations] for m in names},
+        "differences": [],
+    }
     first = recomputed(evaluations[0])
     for run_dir, evaluation in zip(run_dirs[1:], evaluations[1:]):
         other, paired = recomputed(evaluation), same_examples(evaluations[0], evaluation)
@@ -81,7 +93,12 @@ def compare_runs(run_dirs: list[Path], samples: int = 1000, seed: int = 0) -> di
             if m in first and m in other:
                 row[m] = difference(first[m], other[m], paired, samples, seed)
             else:  # scored by the model itself (eval loss): no saved per-example values
-                row[m] = {"delta": evaluation["tuned"][m] - evaluations[0]["tuned"][m], "ci_low": None, "ci_high": None,
-                          "significant": None, "paired": False}
+                row[m] = {
+                    "delta": evaluation["tuned"][m] - evaluations[0]["tuned"][m],
+                    "ci_low": None,
+                    "ci_high": None,
+                    "significant": None,
+                    "paired": False,
+                }
         result["differences"].append(row)
     return result

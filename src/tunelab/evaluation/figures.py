@@ -73,8 +73,15 @@ def metric_bars(evaluation: dict) -> str | None:
         spans = [evaluation["intervals"][model][m] for m in names]
         errors = [[v - low for v, (low, _) in zip(values, spans)], [high - v for v, (_, high) in zip(values, spans)]]
         positions = [i + offset * width for i in range(len(names))]
-        axis.bar(positions, values, width, yerr=errors, capsize=3, label=model,
-                 color="#9e9e9e" if model == "base" else "#1f77b4")
+        axis.bar(
+            positions,
+            values,
+            width,
+            yerr=errors,
+            capsize=3,
+            label=model,
+            color="#9e9e9e" if model == "base" else "#1f77b4",
+        )
     axis.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(names))], names, rotation=30, ha="right")
     axis.set_ylim(0, 1.05)
     axis.legend()

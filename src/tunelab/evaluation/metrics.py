@@ -75,6 +75,7 @@ def token_f1(prediction: str, reference: str) -> float:
 
 # ---- generation ------------------------------------------------------------------------------------
 
+
 def sacrebleu_metric(name: str, predictions: list[str], references: list[str]) -> Metric:
     from sacrebleu.metrics import BLEU, CHRF
 
@@ -117,20 +118,26 @@ def json_metrics(predictions: list[str], references: list[str]) -> list[Metric]:
     return metrics
 
 
-def generation_metrics(predictions: list[str], references: list[str],
-                       normalisation: list[str] = ("strip", "lower", "whitespace")) -> list[Metric]:
-    exact = [normalise(p, list(normalisation)) == normalise(r, list(normalisation)) for p, r in zip(predictions, references)]
-    metrics = [mean_metric("exact_match", exact),
-               sacrebleu_metric("bleu", predictions, references),
-               sacrebleu_metric("chrf", predictions, references),
-               *rouge_metrics(predictions, references),
-               mean_metric("token_f1", [token_f1(p, r) for p, r in zip(predictions, references)])]
+def generation_metrics(
+    predictions: list[str], references: list[str], normalisation: list[str] = ("strip", "lower", "whitespace")
+) -> list[Metric]:
+    exact = [
+        normalise(p, list(normalisation)) == normalise(r, list(normalisation)) for p, r in zip(predictions, references)
+    ]
+    metrics = [
+        mean_metric("exact_match", exact),
+        sacrebleu_metric("bleu", predictions, references),
+        sacrebleu_metric("chrf", predictions, references),
+        *rouge_metrics(predictions, references),
+        mean_metric("token_f1", [token_f1(p, r) for p, r in zip(predictions, references)]),
+    ]
     if references_are_json(references):
         metrics += json_metrics(predictions, references)
     return metrics
 
 
 # ---- classification --------------------------------------------------------------------------------
+
 
 def confusion_matrix(predictions: list[str], references: list[str], labels: list[str]) -> list[list[int]]:
     """Rows are true labels, columns predicted labels, in `labels` order (as scikit-learn)."""
@@ -142,7 +149,7 @@ def confusion_matrix(predictions: list[str], references: list[str], labels: list
 
 
 def _f1_parts(total: np.ndarray, n_classes: int):
-    tp, predicted, actual = total[:n_classes], total[n_classes:2 * n_classes], total[2 * n_classes:]
+    tp, predicted, actual = total[:n_classes], total[n_classes : 2 * n_classes], total[2 * n_classes :]
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(actual > 0, tp / actual, 0.0)
@@ -168,8 +175,11 @@ def classification_metrics(predictions: list[str], references: list[str], labels
         _, _, f1, actual = _f1_parts(total, c)
         return float((f1 * actual).sum() / actual.sum()) if actual.sum() else 0.0
 
-    return [mean_metric("accuracy", [p == r for p, r in zip(predictions, references)]),
-            Metric("macro_f1", stats, macro), Metric("weighted_f1", stats, weighted)]
+    return [
+        mean_metric("accuracy", [p == r for p, r in zip(predictions, references)]),
+        Metric("macro_f1", stats, macro),
+        Metric("weighted_f1", stats, weighted),
+    ]
 
 
 def per_class_report(predictions: list[str], references: list[str], labels: list[str]) -> dict:
@@ -177,18 +187,25 @@ def per_class_report(predictions: list[str], references: list[str], labels: list
     metric = classification_metrics(predictions, references, labels)[1]
     present = [label for label in labels if label in set(references) | set(predictions)]
     precision, recall, f1, support = _f1_parts(metric.stats.sum(0), len(present))
-    return {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for label, p, r, f, s in zip(present, precision, recall, f1, support)}
+    return {
+        label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for label, p, r, f, s in zip(present, precision, recall, f1, support)
+    }
 
 
 # ---- language modelling ----------------------------------------------------------------------------
 
+
 def language_model_metrics(nll_sums, token_counts, correct_counts) -> list[Metric]:
     """eval_loss (mean token NLL), perplexity and next-token accuracy from per-example sums."""
-    stats = np.stack([np.asarray(nll_sums, float), np.asarray(token_counts, float), np.asarray(correct_counts, float)], 1)
-    return [Metric("eval_loss", stats, lambda t: t[0] / t[1] if t[1] else 0.0),
-            Metric("perplexity", stats, lambda t: math.exp(min(t[0] / t[1], 50.0)) if t[1] else 0.0),
-            Metric("token_accuracy", stats, lambda t: t[2] / t[1] if t[1] else 0.0)]
+    stats = np.stack(
+        [np.asarray(nll_sums, float), np.asarray(token_counts, float), np.asarray(correct_counts, float)], 1
+    )
+    return [
+        Metric("eval_loss", stats, lambda t: t[0] / t[1] if t[1] else 0.0),
+        Metric("perplexity", stats, lambda t: math.exp(min(t[0] / t[1], 50.0)) if t[1] else 0.0),
+        Metric("token_accuracy", stats, lambda t: t[2] / t[1] if t[1] else 0.0),
+    ]
 
 
 LOWER_IS_BETTER = {"eval_loss", "perplexity"}

@@ -22,7 +22,9 @@ def family(records: list[dict]) -> str:
         return "generation"
     if "text" in first:
         return "language-modelling"
-    raise DataError(f"cannot evaluate records with keys {sorted(first)}", "prepare the data with `tunelab data prepare`")
+    raise DataError(
+        f"cannot evaluate records with keys {sorted(first)}", "prepare the data with `tunelab data prepare`"
+    )
 
 
 def source_text(record: dict) -> str:
@@ -48,12 +50,30 @@ def model_prompt(record: dict, tokenizer) -> str:
     return record["source"]
 
 
-def generate_outputs(loaded, records: list[dict], *, max_new_tokens: int, batch_size: int, description: str,
-                     temperature: float = 0.0, top_p: float = 1.0, stop: list[str] | None = None) -> list[str]:
+def generate_outputs(
+    loaded,
+    records: list[dict],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    description: str,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+) -> list[str]:
     prompts = [model_prompt(r, loaded.tokenizer) for r in records]
-    return generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_p=top_p, stop=stop, batch_size=batch_size, description=description,
-                    encoder_decoder=loaded.encoder_decoder)
+    return generate(
+        loaded.model,
+        loaded.tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=stop,
+        batch_size=batch_size,
+        description=description,
+        encoder_decoder=loaded.encoder_decoder,
+    )
 
 
 def label_names(model) -> dict[int, str]:
@@ -61,8 +81,9 @@ def label_names(model) -> dict[int, str]:
     return {int(k): str(v) for k, v in id2label.items()}
 
 
-def classify(loaded, texts: list[str], batch_size: int = 32, description: str | None = None,
-             max_length: int = 512) -> list[str]:
+def classify(
+    loaded, texts: list[str], batch_size: int = 32, description: str | None = None, max_length: int = 512
+) -> list[str]:
     """Predicted label names: the classifier head's argmax, in batches, mapped through id2label."""
     import torch
 
@@ -72,17 +93,25 @@ def classify(loaded, texts: list[str], batch_size: int = 32, description: str | 
     starts = range(0, len(texts), batch_size)
     predictions: list[str] = []
     model.eval()
-    for start in (track(starts, description) if description else starts):
-        encoded = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_length).to(model.device)
+    for start in track(starts, description) if description else starts:
+        encoded = tokenizer(
+            texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        ).to(model.device)
         with torch.no_grad():
             logits = model(**encoded).logits
         predictions += [names.get(int(i), str(int(i))) for i in logits.argmax(-1).tolist()]
     return predictions
 
 
-def language_model_stats(model, tokenizer, records: list[dict], task: str, batch_size: int = 8, max_length: int = 1024,
-                         description: str | None = None) -> tuple[list[float], list[int], list[int]]:
+def language_model_stats(
+    model,
+    tokenizer,
+    records: list[dict],
+    task: str,
+    batch_size: int = 8,
+    max_length: int = 1024,
+    description: str | None = None,
+) -> tuple[list[float], list[int], list[int]]:
     """Per record: summed next-token NLL over the tokens training puts loss on, their count, and how many the
     model's argmax predicts. Encoding and masking come from training, so the ratio is training's eval loss."""
     import torch
@@ -95,14 +124,14 @@ def language_model_stats(model, tokenizer, records: list[dict], task: str, batch
     nll, counts, correct = [], [], []
     starts = range(0, len(examples), batch_size)
     model.eval()
-    for start in (track(starts, description) if description else starts):
-        batch = collate_padded(examples[start:start + batch_size], tokenizer.pad_token_id, lm_task)
+    for start in track(starts, description) if description else starts:
+        batch = collate_padded(examples[start : start + batch_size], tokenizer.pad_token_id, lm_task)
         targets = batch.pop("targets").to(model.device)
         inputs = {k: v.to(model.device) for k, v in batch.items()}
         if lm_task == "seq2seq":
             inputs["labels"] = targets
         with torch.no_grad():
-            logits = model(**inputs).logits.float()[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens
+            logits = model(**inputs).logits.float()[:, -targets.shape[1] :]  # prompt tuning prepends virtual tokens
         mask = targets != IGNORE
         safe = targets.masked_fill(~mask, 0)
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), safe, reduction="none")

@@ -15,8 +15,13 @@ from tunelab.evaluation.html_parts import CSS, esc, fmt, table
 from tunelab.evaluation.report_probes import probes_section
 from tunelab.runs import MetricsLog, atomic_write_text
 
+
 def read_inputs(run_dir: Path) -> tuple[dict, list[dict], dict, dict | None]:
-    config_file, eval_file, manifest_file = run_dir / "config.yaml", run_dir / "eval.json", run_dir / "data" / "manifest.json"
+    config_file, eval_file, manifest_file = (
+        run_dir / "config.yaml",
+        run_dir / "eval.json",
+        run_dir / "data" / "manifest.json",
+    )
     config = yaml.safe_load(config_file.read_text()) or {} if config_file.exists() else {}
     evaluation = json.loads(eval_file.read_text()) if eval_file.exists() else {}
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else None
@@ -25,10 +30,14 @@ def read_inputs(run_dir: Path) -> tuple[dict, list[dict], dict, dict | None]:
 
 def summary_section(run_dir: Path, config: dict, log: list[dict], evaluation: dict) -> str:
     model = config.get("model", {})
-    facts = [["run", run_dir.name], ["task", config.get("task") or evaluation.get("task", "?")],
-             ["method", config.get("method", "?")], ["base model", model.get("name", "?") if isinstance(model, dict) else model],
-             ["training steps", max((r.get("step", 0) for r in log), default=0)],
-             ["evaluated on", f"{evaluation.get('n_examples', 0)} examples of the {evaluation.get('split', '?')} split"]]
+    facts = [
+        ["run", run_dir.name],
+        ["task", config.get("task") or evaluation.get("task", "?")],
+        ["method", config.get("method", "?")],
+        ["base model", model.get("name", "?") if isinstance(model, dict) else model],
+        ["training steps", max((r.get("step", 0) for r in log), default=0)],
+        ["evaluated on", f"{evaluation.get('n_examples', 0)} examples of the {evaluation.get('split', '?')} split"],
+    ]
     primary = evaluation.get("primary_metric")
     headline = ""
     if primary and evaluation.get("tuned"):
@@ -36,8 +45,10 @@ def summary_section(run_dir: Path, config: dict, log: list[dict], evaluation: di
         if evaluation.get("base"):
             diff = evaluation["difference"][primary]
             word = "a significant" if diff["significant"] else "not a significant"
-            headline += (f" vs base {fmt(evaluation['base'][primary])} (Δ {diff['delta']:+.4g}, 95% CI "
-                         f"[{diff['ci_low']:+.4g}, {diff['ci_high']:+.4g}]: {word} difference)")
+            headline += (
+                f" vs base {fmt(evaluation['base'][primary])} (Δ {diff['delta']:+.4g}, 95% CI "
+                f"[{diff['ci_low']:+.4g}, {diff['ci_high']:+.4g}]: {word} difference)"
+            )
         headline += "</p>"
     return "<h2>Summary</h2>" + headline + table(["", ""], facts)
 
@@ -60,8 +71,10 @@ def metrics_section(evaluation: dict) -> str:
             row += [diff["delta"], _span([diff["ci_low"], diff["ci_high"]]), "yes" if diff["significant"] else "no"]
             classes.append(("win" if better else "regression") if diff["significant"] else "")
         rows.append(row)
-    note = "<p>BLEU and chrF on sacrebleu's 0–100 scale; other scores 0–1. Lower is better for: " \
-           f"{esc(', '.join(evaluation.get('lower_is_better', [])) or 'none')}.</p>"
+    note = (
+        "<p>BLEU and chrF on sacrebleu's 0–100 scale; other scores 0–1. Lower is better for: "
+        f"{esc(', '.join(evaluation.get('lower_is_better', [])) or 'none')}.</p>"
+    )
     bars = figures.metric_bars(evaluation) or ""
     return "<h2>Metrics: base vs tuned</h2>" + table(headers, rows, classes if has_base else None) + note + bars
 
@@ -80,12 +93,17 @@ def confusion_section(evaluation: dict) -> str:
     if not matrices:
         return ""
     labels = evaluation["labels"]
-    parts = [figures.confusion_heatmap(matrices[name], labels, f"Confusion matrix ({name})")
-             for name in ("tuned", "base") if name in matrices]
+    parts = [
+        figures.confusion_heatmap(matrices[name], labels, f"Confusion matrix ({name})")
+        for name in ("tuned", "base")
+        if name in matrices
+    ]
     per_class = evaluation.get("per_class", {}).get("tuned", {})
     rows = [[label, v["precision"], v["recall"], v["f1"], v["support"]] for label, v in per_class.items()]
-    details = f"<details><summary>Per-class precision, recall, F1 (tuned)</summary>" \
-              f"{table(['label', 'precision', 'recall', 'f1', 'support'], rows)}</details>"
+    details = (
+        f"<details><summary>Per-class precision, recall, F1 (tuned)</summary>"
+        f"{table(['label', 'precision', 'recall', 'f1', 'support'], rows)}</details>"
+    )
     return "<h2>Confusion matrix</h2>" + "".join(parts) + details
 
 
@@ -96,19 +114,30 @@ def samples_section(evaluation: dict) -> str:
     has_base = "base" in samples[0]
     headers = ["", "input", "reference"] + (["base output"] if has_base else []) + ["tuned output"]
     headers += ["base score", "tuned score"] if has_base else ["score"]
-    rows = [[s.get("kind", "")] + [s["input"][:600], s["reference"]] + ([s["base"]] if has_base else []) + [s["tuned"]]
-            + ([s["base_score"], s["tuned_score"]] if has_base else [s["tuned_score"]]) for s in samples]
+    rows = [
+        [s.get("kind", "")]
+        + [s["input"][:600], s["reference"]]
+        + ([s["base"]] if has_base else [])
+        + [s["tuned"]]
+        + ([s["base_score"], s["tuned_score"]] if has_base else [s["tuned_score"]])
+        for s in samples
+    ]
     classes = [s.get("kind", "") for s in samples]
-    return ("<h2>Samples: largest regressions first, then largest wins</h2>"
-            f"<p>Scored per example by {esc(evaluation.get('primary_metric', ''))} where it is per-example, else token F1.</p>"
-            + table(headers, rows, classes))
+    return (
+        "<h2>Samples: largest regressions first, then largest wins</h2>"
+        f"<p>Scored per example by {esc(evaluation.get('primary_metric', ''))} where it is per-example, else token F1.</p>"
+        + table(headers, rows, classes)
+    )
 
 
 def manifest_section(manifest: dict | None) -> str:
     if not manifest:
         return "<h2>Data</h2><p>No data manifest in this run folder.</p>"
-    rows = [[key, json.dumps(value) if isinstance(value, (dict, list)) else value]
-            for key, value in manifest.items() if not isinstance(value, (dict, list)) or len(json.dumps(value)) < 300]
+    rows = [
+        [key, json.dumps(value) if isinstance(value, (dict, list)) else value]
+        for key, value in manifest.items()
+        if not isinstance(value, (dict, list)) or len(json.dumps(value)) < 300
+    ]
     return "<h2>Data</h2>" + table(["field", "value"], rows)
 
 
@@ -118,11 +147,15 @@ def cost_section(cost: dict | None) -> str:
         return ""
     planned, actual = cost["estimate"], cost["actual"]
     hours = planned.get("hours") or {}
-    rows = [["train tokens", planned.get("train_tokens"), actual.get("train_tokens")],
-            ["memory per device (GB)", planned.get("per_device_memory_gb"), actual.get("peak_memory_gb")],
-            ["training hours", f"{hours.get('low', 0):.4g}–{hours.get('high', 0):.4g}", actual.get("hours")]]
-    note = f"<p>Hardware planned for: {esc(planned.get('gpu') or '?')}. Measured memory: " \
-           f"{esc(actual.get('memory_measured_as') or 'peak memory')}.</p>"
+    rows = [
+        ["train tokens", planned.get("train_tokens"), actual.get("train_tokens")],
+        ["memory per device (GB)", planned.get("per_device_memory_gb"), actual.get("peak_memory_gb")],
+        ["training hours", f"{hours.get('low', 0):.4g}–{hours.get('high', 0):.4g}", actual.get("hours")],
+    ]
+    note = (
+        f"<p>Hardware planned for: {esc(planned.get('gpu') or '?')}. Measured memory: "
+        f"{esc(actual.get('memory_measured_as') or 'peak memory')}.</p>"
+    )
     return "<h2>Cost: estimate vs actual</h2>" + table(["", "estimate", "actual"], rows) + note
 
 
@@ -132,12 +165,22 @@ def config_section(config: dict) -> str:
 
 
 def render(run_dir: Path, config: dict, log: list[dict], evaluation: dict, manifest: dict | None) -> str:
-    sections = [summary_section(run_dir, config, log, evaluation), metrics_section(evaluation), curves_section(log),
-                confusion_section(evaluation), samples_section(evaluation), probes_section(evaluation.get("probes", {})),
-                cost_section(evaluation.get("cost")), manifest_section(manifest), config_section(config)]
+    sections = [
+        summary_section(run_dir, config, log, evaluation),
+        metrics_section(evaluation),
+        curves_section(log),
+        confusion_section(evaluation),
+        samples_section(evaluation),
+        probes_section(evaluation.get("probes", {})),
+        cost_section(evaluation.get("cost")),
+        manifest_section(manifest),
+        config_section(config),
+    ]
     title = f"tunelab report: {esc(run_dir.name)}"
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
-            f"<style>{CSS}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{CSS}</style></head><body><h1>{title}</h1>{''.join(sections)}</body></html>\n"
+    )
 
 
 def write_report(run_dir: Path) -> Path:

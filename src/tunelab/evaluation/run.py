@@ -5,42 +5,70 @@ The returned dict is what a run folder's eval.json holds; report.html is written
 
 from tunelab.errors import ConfigError
 from tunelab.evaluation import bootstrap
-from tunelab.evaluation.metrics import (LOWER_IS_BETTER, Metric, classification_metrics, confusion_matrix,
-                                        generation_metrics, language_model_metrics, per_class_report,
-                                        references_are_json)
-from tunelab.evaluation.predict import (classify, family, generate_outputs, label_names, language_model_stats,
-                                        reference, source_text)
+from tunelab.evaluation.metrics import (
+    LOWER_IS_BETTER,
+    Metric,
+    classification_metrics,
+    confusion_matrix,
+    generation_metrics,
+    language_model_metrics,
+    per_class_report,
+    references_are_json,
+)
+from tunelab.evaluation.predict import (
+    classify,
+    family,
+    generate_outputs,
+    label_names,
+    language_model_stats,
+    reference,
+    source_text,
+)
 from tunelab.evaluation.probes_run import run_probes
 from tunelab.progress import say
 
 
 def evaluate_run(tuned, base, records: list[dict], task: str, config, split: str = "test") -> dict:
     """Metrics with 95% bootstrap intervals for each model, paired intervals for tuned − base, samples, probes."""
-    records = records[:config.max_examples] if config.max_examples else list(records)
+    records = records[: config.max_examples] if config.max_examples else list(records)
     kind = family(records)
     models = {"tuned": tuned} if base is None or not config.baseline else {"base": base, "tuned": tuned}
     outputs = {name: model_outputs(loaded, records, kind, config, name) for name, loaded in models.items()}
     labels = class_labels(tuned, records) if kind == "classification" else None
-    metrics = {name: select(all_metrics(kind, records, outputs[name], labels, loaded, task, config), config.metrics)
-               for name, loaded in models.items()}
+    metrics = {
+        name: select(all_metrics(kind, records, outputs[name], labels, loaded, task, config), config.metrics)
+        for name, loaded in models.items()
+    }
     weights = bootstrap.resample_weights(len(records), config.bootstrap_samples, config.seed)
-    result = {"split": split, "task": task, "family": kind, "n_examples": len(records),
-              "primary_metric": primary_metric(kind, records, list(metrics["tuned"])),
-              "lower_is_better": sorted(LOWER_IS_BETTER & set(metrics["tuned"])),
-              "bootstrap_samples": config.bootstrap_samples, "confidence": 0.95,
-              "normalisation": list(config.normalisation),
-              "base": None, "tuned": None, "intervals": {}, "difference": {}}
+    result = {
+        "split": split,
+        "task": task,
+        "family": kind,
+        "n_examples": len(records),
+        "primary_metric": primary_metric(kind, records, list(metrics["tuned"])),
+        "lower_is_better": sorted(LOWER_IS_BETTER & set(metrics["tuned"])),
+        "bootstrap_samples": config.bootstrap_samples,
+        "confidence": 0.95,
+        "normalisation": list(config.normalisation),
+        "base": None,
+        "tuned": None,
+        "intervals": {},
+        "difference": {},
+    }
     for name, named in metrics.items():
         result[name] = {m: metric.value() for m, metric in named.items()}
         result["intervals"][name] = {m: bootstrap.metric_interval(metric, weights) for m, metric in named.items()}
     if "base" in metrics:
-        result["difference"] = {m: bootstrap.paired_difference(metrics["base"][m], metric, weights)
-                                for m, metric in metrics["tuned"].items()}
+        result["difference"] = {
+            m: bootstrap.paired_difference(metrics["base"][m], metric, weights)
+            for m, metric in metrics["tuned"].items()
+        }
     if kind == "classification":
         result.update(classification_details(records, outputs, labels))
     result["predictions"] = prediction_rows(records, outputs, kind)
-    result["samples"] = side_by_side(result["predictions"], per_sample_scores(metrics, result["primary_metric"]),
-                                     config.samples_shown)
+    result["samples"] = side_by_side(
+        result["predictions"], per_sample_scores(metrics, result["primary_metric"]), config.samples_shown
+    )
     result["probes"] = run_probes(models, records, kind, outputs, config) if config.probes else {}
     return result
 
@@ -50,11 +78,19 @@ def model_outputs(loaded, records: list[dict], kind: str, config, name: str):
     if kind == "classification":
         return classify(loaded, [r["text"] for r in records], config.batch_size, description=f"Classifying ({name})")
     if kind == "generation":
-        return generate_outputs(loaded, records, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                                description=f"Generating ({name})", temperature=config.temperature, top_p=config.top_p,
-                                stop=config.stop or None)
-    return language_model_stats(loaded.model, loaded.tokenizer, records, loaded.task, config.batch_size,
-                                description=f"Scoring ({name})")
+        return generate_outputs(
+            loaded,
+            records,
+            max_new_tokens=config.max_new_tokens,
+            batch_size=config.batch_size,
+            description=f"Generating ({name})",
+            temperature=config.temperature,
+            top_p=config.top_p,
+            stop=config.stop or None,
+        )
+    return language_model_stats(
+        loaded.model, loaded.tokenizer, records, loaded.task, config.batch_size, description=f"Scoring ({name})"
+    )
 
 
 def class_labels(tuned, records: list[dict]) -> list[str]:
@@ -80,8 +116,9 @@ def select(metrics: dict[str, Metric], wanted: list[str] | None) -> dict[str, Me
         return metrics
     unknown = [name for name in wanted if name not in metrics]
     if unknown:
-        raise ConfigError(f"eval.metrics: {', '.join(unknown)} not computed for this task",
-                          f"choose among {', '.join(metrics)}")
+        raise ConfigError(
+            f"eval.metrics: {', '.join(unknown)} not computed for this task", f"choose among {', '.join(metrics)}"
+        )
     return {name: metrics[name] for name in wanted}
 
 
@@ -98,9 +135,11 @@ def primary_metric(kind: str, records: list[dict], available: list[str]) -> str:
 def classification_details(records: list[dict], outputs: dict, labels: list[str]) -> dict:
     references = [reference(r) for r in records]
     seen = [label for label in labels if label in set(references) | {p for out in outputs.values() for p in out}]
-    return {"labels": seen,
-            "confusion_matrix": {name: confusion_matrix(out, references, seen) for name, out in outputs.items()},
-            "per_class": {name: per_class_report(out, references, labels) for name, out in outputs.items()}}
+    return {
+        "labels": seen,
+        "confusion_matrix": {name: confusion_matrix(out, references, seen) for name, out in outputs.items()},
+        "per_class": {name: per_class_report(out, references, labels) for name, out in outputs.items()},
+    }
 
 
 def prediction_rows(records: list[dict], outputs: dict, kind: str) -> list[dict]:
@@ -135,11 +174,13 @@ def side_by_side(rows: list[dict], scores: dict[str, list[float]], shown: int) -
     """Largest regressions first, then largest wins (tuned minus base per-sample score)."""
     if "base" not in scores:
         return [{**row, "tuned_score": s} for row, s in list(zip(rows, scores["tuned"]))[:shown]]
-    scored = [{**row, "base_score": b, "tuned_score": t, "change": t - b}
-              for row, b, t in zip(rows, scores["base"], scores["tuned"])]
+    scored = [
+        {**row, "base_score": b, "tuned_score": t, "change": t - b}
+        for row, b, t in zip(rows, scores["base"], scores["tuned"])
+    ]
     regressions = sorted((r for r in scored if r["change"] < 0), key=lambda r: r["change"])[:shown]
     wins = sorted((r for r in scored if r["change"] > 0), key=lambda r: -r["change"])[:shown]
-    ties = [r for r in scored if r["change"] == 0][:max(0, shown - len(regressions) - len(wins))]
+    ties = [r for r in scored if r["change"] == 0][: max(0, shown - len(regressions) - len(wins))]
     for label, group in (("regression", regressions), ("win", wins), ("same", ties)):
         for row in group:
             row["kind"] = label

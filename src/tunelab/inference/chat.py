@@ -22,8 +22,10 @@ class ChatSession:
 
     def __post_init__(self):
         if self.loaded.task == "classification":
-            raise ModelError(f"{self.loaded.name} is a classification model and cannot chat",
-                             "use `tunelab predict` to label texts with it")
+            raise ModelError(
+                f"{self.loaded.name} is a classification model and cannot chat",
+                "use `tunelab predict` to label texts with it",
+            )
         self.reset()
 
     def reset(self) -> None:
@@ -34,8 +36,13 @@ class ChatSession:
         self.history.append({"role": "user", "content": user_text})
         pieces = []
         try:
-            for piece in stream_reply(self.loaded, self.history, max_new_tokens=self.max_new_tokens,
-                                      temperature=self.temperature, top_p=self.top_p):
+            for piece in stream_reply(
+                self.loaded,
+                self.history,
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                top_p=self.top_p,
+            ):
                 pieces.append(piece)
                 yield piece
         except BaseException:
@@ -47,7 +54,9 @@ class ChatSession:
         return "".join(self.stream(user_text)).strip()
 
 
-def stream_reply(loaded, messages: list[dict], *, max_new_tokens: int, temperature: float, top_p: float) -> Iterator[str]:
+def stream_reply(
+    loaded, messages: list[dict], *, max_new_tokens: int, temperature: float, top_p: float
+) -> Iterator[str]:
     import threading
 
     import torch
@@ -58,7 +67,9 @@ def stream_reply(loaded, messages: list[dict], *, max_new_tokens: int, temperatu
     tokenizer, model = loaded.tokenizer, loaded.model
     prompt = messages[-1]["content"] if loaded.encoder_decoder else chat_prompt(tokenizer, messages)
     encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=loaded.encoder_decoder).to(model.device)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=not loaded.encoder_decoder, skip_special_tokens=True, timeout=600)
+    streamer = TextIteratorStreamer(
+        tokenizer, skip_prompt=not loaded.encoder_decoder, skip_special_tokens=True, timeout=600
+    )
     kwargs = generation_kwargs(tokenizer, max_new_tokens, temperature, top_p)
     failure: list[BaseException] = []
 

@@ -33,17 +33,27 @@ def weights_dir(run_dir: Path) -> Path:
     for name in ("model", "adapter"):
         if (run_dir / name).is_dir():
             return run_dir / name
-    raise ModelError(f"{run_dir} has no trained weights (no model/ or adapter/ folder)",
-                     "point at a finished run folder, or train first")
+    raise ModelError(
+        f"{run_dir} has no trained weights (no model/ or adapter/ folder)",
+        "point at a finished run folder, or train first",
+    )
 
 
-def load_target(target: str, device: str = "cpu", task: str | None = None, labels: list[str] | None = None) -> LoadedModel:
+def load_target(
+    target: str, device: str = "cpu", task: str | None = None, labels: list[str] | None = None
+) -> LoadedModel:
     """A run folder, a model folder, or a model name, loaded for inference (a base classifier gets
     the run's label names on its fresh head, so its predictions are comparable)."""
     path = Path(target)
     if (path / "config.yaml").exists() and ((path / "model").is_dir() or (path / "adapter").is_dir()):
         return load_run(path, device)
-    from tunelab.models.loading import architecture_kind, load_model, load_tokenizer, read_model_config, resolve_model_path
+    from tunelab.models.loading import (
+        architecture_kind,
+        load_model,
+        load_tokenizer,
+        read_model_config,
+        resolve_model_path,
+    )
 
     resolved = resolve_model_path(target)
     kind = architecture_kind(read_model_config(resolved))

@@ -39,7 +39,9 @@ def method_of(model) -> str:
     if not peft_config:
         return "full"
     peft_type = str(next(iter(peft_config.values())).peft_type).split(".")[-1].lower()
-    return {"prompt_tuning": "prompt-tuning", "prefix_tuning": "prefix-tuning", "p_tuning": "prompt-tuning"}.get(peft_type, peft_type)
+    return {"prompt_tuning": "prompt-tuning", "prefix_tuning": "prefix-tuning", "p_tuning": "prompt-tuning"}.get(
+        peft_type, peft_type
+    )
 
 
 def declared_method(target: Path) -> str | None:
@@ -54,14 +56,20 @@ def declared_method(target: Path) -> str | None:
 
 def check_request(method: str, merge: bool, fmt: str) -> None:
     if merge and method in UNMERGEABLE:
-        raise ModelError(f"--merge is not possible for {method}: {UNMERGEABLE[method]}",
-                         "export without --merge (the adapter files are kept as they are)")
+        raise ModelError(
+            f"--merge is not possible for {method}: {UNMERGEABLE[method]}",
+            "export without --merge (the adapter files are kept as they are)",
+        )
     if fmt == "gguf" and method != "full" and not merge:
         if method in UNMERGEABLE:
-            raise ModelError(f"GGUF holds one set of plain weights; {method} cannot be folded into them",
-                             "export with --format hf instead")
-        raise ModelError(f"GGUF holds one set of plain weights, and this run is a {method} adapter",
-                         "add --merge to fold the adapter into the base model")
+            raise ModelError(
+                f"GGUF holds one set of plain weights; {method} cannot be folded into them",
+                "export with --format hf instead",
+            )
+        raise ModelError(
+            f"GGUF holds one set of plain weights, and this run is a {method} adapter",
+            "add --merge to fold the adapter into the base model",
+        )
 
 
 def merged_model(model):
@@ -95,8 +103,15 @@ def check_options(fmt: str, dtype: str | None, quantize: str | None) -> None:
         check_weight_type(quantize)
 
 
-def export(target: str, out: Path, *, merge: bool = False, dtype: str | None = None, fmt: str = "hf",
-           quantize: str | None = None) -> ExportResult:
+def export(
+    target: str,
+    out: Path,
+    *,
+    merge: bool = False,
+    dtype: str | None = None,
+    fmt: str = "hf",
+    quantize: str | None = None,
+) -> ExportResult:
     """Export a run folder, model folder or model name; returns where the files went."""
     from tunelab.inference.engine import load_target
 
@@ -145,8 +160,10 @@ def export_unmerged(loaded, out: Path, method: str) -> ExportResult:
     save_trained(loaded.model, loaded.tokenizer, out)
     (out / "README.md").write_text(model_card(loaded, method, False, "as trained"))
     if method == "adapter":
-        say(f"note: {UNMERGEABLE['adapter']}, so they cannot be merged; {out} holds tunelab adapter files "
-            "that load with `tunelab chat`/`predict` over the base model")
+        say(
+            f"note: {UNMERGEABLE['adapter']}, so they cannot be merged; {out} holds tunelab adapter files "
+            "that load with `tunelab chat`/`predict` over the base model"
+        )
     return ExportResult(out, "hf", False, sorted(p.name for p in out.iterdir()))
 
 
@@ -162,25 +179,32 @@ def write_generation_config(model, tokenizer, out: Path) -> None:
 
 
 def model_card(loaded, method: str, merge: bool, dtype: str) -> str:
-    state = "merged into the base weights" if merge else ("full fine-tune" if method == "full" else "kept as an adapter")
-    load = ("from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)"
-            if method not in ("full", "adapter") and not merge else
-            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-            "model = AutoModelForCausalLM.from_pretrained(path)\ntokenizer = AutoTokenizer.from_pretrained(path)")
-    return (f"---\nlibrary_name: {'peft' if method not in ('full', 'adapter') and not merge else 'transformers'}\n"
-            f"base_model: {loaded.base_name}\ntags: [tunelab, {method}]\n---\n\n"
-            f"# Fine-tuned {Path(loaded.base_name).name}\n\n"
-            f"Exported by tunelab from `{loaded.name}`.\n\n"
-            f"- task: {loaded.task}\n- method: {method} ({state})\n- base model: {loaded.base_name}\n- dtype: {dtype}\n\n"
-            f"## Load\n\n```python\n{load}\n```\n")
+    state = (
+        "merged into the base weights" if merge else ("full fine-tune" if method == "full" else "kept as an adapter")
+    )
+    load = (
+        "from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)"
+        if method not in ("full", "adapter") and not merge
+        else "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "model = AutoModelForCausalLM.from_pretrained(path)\ntokenizer = AutoTokenizer.from_pretrained(path)"
+    )
+    return (
+        f"---\nlibrary_name: {'peft' if method not in ('full', 'adapter') and not merge else 'transformers'}\n"
+        f"base_model: {loaded.base_name}\ntags: [tunelab, {method}]\n---\n\n"
+        f"# Fine-tuned {Path(loaded.base_name).name}\n\n"
+        f"Exported by tunelab from `{loaded.name}`.\n\n"
+        f"- task: {loaded.task}\n- method: {method} ({state})\n- base model: {loaded.base_name}\n- dtype: {dtype}\n\n"
+        f"## Load\n\n```python\n{load}\n```\n"
+    )
 
 
 def export_gguf(loaded, out: Path, weight_type: str) -> ExportResult:
     from tunelab.inference.gguf_writer import write_gguf
 
     if loaded.task != "causal-lm":
-        raise ModelError(f"GGUF export is for text generation models; this is a {loaded.task} model",
-                         "export with --format hf")
+        raise ModelError(
+            f"GGUF export is for text generation models; this is a {loaded.task} model", "export with --format hf"
+        )
     path = out / "model.gguf"
     with status(f"Writing {path} ({weight_type})"):
         write_gguf(loaded.model, loaded.tokenizer, path, weight_type, name=Path(loaded.name).name)
@@ -210,9 +234,12 @@ def stop_tokens(tokenizer) -> list[str]:
 def ollama_template(chat_template: str) -> str | None:
     """Ollama uses Go templates, not Jinja: translate the common ChatML and Llama-3 layouts."""
     if "<|im_start|>" in chat_template:
-        return ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
-                "<|im_start|>assistant\n")
+        return (
+            "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+        )
     if "<|start_header_id|>" in chat_template:
-        return ("<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
-                "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n")
+        return (
+            "<|begin_of_text|>{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
+            "{{ .Content }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+        )
     return None

@@ -22,11 +22,17 @@ def chat_prompt(tokenizer, messages: list[dict]) -> str:
 
 def _batches(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def generation_kwargs(tokenizer, max_new_tokens: int, temperature: float, top_p: float, top_k: int | None = None,
-                      stop: list[str] | None = None) -> dict:
+def generation_kwargs(
+    tokenizer,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    top_k: int | None = None,
+    stop: list[str] | None = None,
+) -> dict:
     kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id, "use_cache": True}
     if temperature and temperature > 0:
         kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k)
@@ -44,7 +50,7 @@ def stop_criteria(tokenizer, stop: list[str], prompt_length: int):
 
     class StopOnText(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            tail = input_ids[:, max(prompt_length, input_ids.shape[1] - window):]
+            tail = input_ids[:, max(prompt_length, input_ids.shape[1] - window) :]
             texts = tokenizer.batch_decode(tail, skip_special_tokens=True)
             return torch.tensor([any(m in t for m in stop) for t in texts], device=input_ids.device)
 
@@ -60,9 +66,21 @@ def cut_at_stop(text: str, stop: list[str] | None) -> str:
     return text
 
 
-def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64, temperature: float = 0.0,
-             top_p: float = 1.0, stop: list[str] | None = None, batch_size: int = 16, description: str | None = None,
-             encoder_decoder: bool = False, top_k: int | None = None, seed: int | None = None) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+    batch_size: int = 16,
+    description: str | None = None,
+    encoder_decoder: bool = False,
+    top_k: int | None = None,
+    seed: int | None = None,
+) -> list[str]:
     """Completions for raw prompt strings, in order, sorted by length inside for less padding.
 
     Greedy when temperature is 0; otherwise sampled (temperature, top_p, top_k), reproducibly when `seed` is set.
@@ -80,13 +98,16 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 64, 
     iterator = track(batches, description) if description else batches
     model.eval()
     for batch in iterator:
-        encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                            add_special_tokens=encoder_decoder).to(model.device)
+        encoded = tokenizer(
+            [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=encoder_decoder
+        ).to(model.device)
         if stop:
-            kwargs["stopping_criteria"] = stop_criteria(tokenizer, stop, 0 if encoder_decoder else encoded["input_ids"].shape[1])
+            kwargs["stopping_criteria"] = stop_criteria(
+                tokenizer, stop, 0 if encoder_decoder else encoded["input_ids"].shape[1]
+            )
         with torch.no_grad():
             generated = model.generate(**encoded, **kwargs)
-        new_tokens = generated if encoder_decoder else generated[:, encoded["input_ids"].shape[1]:]
+        new_tokens = generated if encoder_decoder else generated[:, encoded["input_ids"].shape[1] :]
         for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             outputs[i] = cut_at_stop(text, stop).strip()
     return [outputs[i] for i in range(len(prompts))]

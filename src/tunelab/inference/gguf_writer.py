@@ -20,18 +20,26 @@ SUPPORTED_ARCHITECTURES = ("llama",)
 WEIGHT_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 LLAMACPP_ONLY = ("q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k")
 LAYER_TENSORS = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
 }
 TOP_TENSORS = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
 
 
 def check_weight_type(weight_type: str) -> None:
     if weight_type in LLAMACPP_ONLY:
-        raise ModelError(f"--quantize {weight_type} needs llama.cpp's k-quant code, which tunelab does not bundle",
-                         f"export with --quantize f16, then run `llama-quantize model.gguf model-{weight_type}.gguf "
-                         f"{weight_type.upper()}`; or pick one of {', '.join(WEIGHT_TYPES)}")
+        raise ModelError(
+            f"--quantize {weight_type} needs llama.cpp's k-quant code, which tunelab does not bundle",
+            f"export with --quantize f16, then run `llama-quantize model.gguf model-{weight_type}.gguf "
+            f"{weight_type.upper()}`; or pick one of {', '.join(WEIGHT_TYPES)}",
+        )
     if weight_type not in WEIGHT_TYPES:
         raise ModelError(f"unknown GGUF weight type {weight_type}", f"use one of {', '.join(WEIGHT_TYPES)}")
 
@@ -39,15 +47,21 @@ def check_weight_type(weight_type: str) -> None:
 def check_architecture(config) -> None:
     model_type = getattr(config, "model_type", "?")
     if model_type not in SUPPORTED_ARCHITECTURES:
-        raise ModelError(f"GGUF export supports {', '.join(SUPPORTED_ARCHITECTURES)} models; this one is {model_type}",
-                         "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py")
+        raise ModelError(
+            f"GGUF export supports {', '.join(SUPPORTED_ARCHITECTURES)} models; this one is {model_type}",
+            "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py",
+        )
     rope = rope_parameters(config)
     if rope.get("rope_type", "default") not in ("default", "linear"):
-        raise ModelError(f"GGUF export does not handle rope scaling {rope.get('rope_type')}",
-                         "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py")
+        raise ModelError(
+            f"GGUF export does not handle rope scaling {rope.get('rope_type')}",
+            "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py",
+        )
     if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
-        raise ModelError("GGUF export does not handle LLaMA models with attention or MLP biases",
-                         "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py")
+        raise ModelError(
+            "GGUF export does not handle LLaMA models with attention or MLP biases",
+            "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py",
+        )
 
 
 def rope_parameters(config) -> dict:
@@ -70,8 +84,11 @@ def gguf_name(hf_name: str) -> str | None:
 
 def permute_rotary(weights: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's rotary layout: within each head, interleave the two halves of the rows."""
-    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def model_tensors(model) -> dict[str, np.ndarray]:
@@ -160,8 +177,10 @@ def add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
 
     tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str())
     if tokenizer_json.get("model", {}).get("type") != "BPE" or tokenizer_json["model"].get("byte_fallback"):
-        raise ModelError("GGUF export handles byte-level BPE tokenizers (GPT-2/LLaMA-3/SmolLM style) only",
-                         "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py")
+        raise ModelError(
+            "GGUF export handles byte-level BPE tokenizers (GPT-2/LLaMA-3/SmolLM style) only",
+            "export with --format hf and convert with llama.cpp's convert_hf_to_gguf.py",
+        )
     by_id = {index: token for token, index in tokenizer.get_vocab().items()}
     added = {index: token for index, token in tokenizer.added_tokens_decoder.items()}
     tokens, types = [], []

@@ -41,13 +41,21 @@ def record_messages(value: dict) -> list[dict]:
         if not isinstance(messages, list) or not messages:
             raise ValueError("'messages' must be a non-empty list of {role, content} objects")
         for index, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(message.get("content"), str):
-                raise ValueError(f"message {index} must be an object with a role (system/user/assistant) and text content")
+            if (
+                not isinstance(message, dict)
+                or message.get("role") not in ROLES
+                or not isinstance(message.get("content"), str)
+            ):
+                raise ValueError(
+                    f"message {index} must be an object with a role (system/user/assistant) and text content"
+                )
         return [{"role": m["role"], "content": m["content"]} for m in messages]
     if "conversations" in value:
         turns = value["conversations"]
-        if not isinstance(turns, list) or not all(isinstance(t, dict) and str(t.get("from", "")).lower() in SHAREGPT_ROLES
-                                                  and isinstance(t.get("value"), str) for t in turns):
+        if not isinstance(turns, list) or not all(
+            isinstance(t, dict) and str(t.get("from", "")).lower() in SHAREGPT_ROLES and isinstance(t.get("value"), str)
+            for t in turns
+        ):
             raise ValueError("'conversations' must be a list of {from, value} turns")
         return [{"role": SHAREGPT_ROLES[str(t["from"]).lower()], "content": t["value"]} for t in turns]
     if "instruction" in value:
@@ -100,19 +108,28 @@ def run_batch(loaded, prompts: list[str], *, batch_size: int, max_new_tokens: in
 
     if loaded.task == "classification":
         return classify(loaded, prompts, batch_size=batch_size)
-    return generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                    batch_size=batch_size, encoder_decoder=loaded.encoder_decoder)
+    return generate(
+        loaded.model,
+        loaded.tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        batch_size=batch_size,
+        encoder_decoder=loaded.encoder_decoder,
+    )
 
 
 def predict_items(loaded, items: list[Item], batch_size: int, **options) -> Iterator[tuple[Item, str | None]]:
     """(item, prediction) in input order; a batch that fails is retried record by record."""
     from tunelab.progress import track
 
-    batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
     for batch in track(batches, "Predicting", total=len(batches)):
         ready = [item for item in batch if item.error is None]
         try:
-            outputs = dict(zip(map(id, ready), run_batch(loaded, [i.prompt for i in ready], batch_size=batch_size, **options)))
+            outputs = dict(
+                zip(map(id, ready), run_batch(loaded, [i.prompt for i in ready], batch_size=batch_size, **options))
+            )
         except Exception:  # noqa: BLE001 - one bad record must not cost the batch; find it record by record
             outputs = {id(item): _one(loaded, item, options) for item in ready}
         for item in batch:
@@ -135,8 +152,15 @@ def output_line(item: Item, prediction: str | None) -> str:
     return json.dumps(row, ensure_ascii=False)
 
 
-def predict_file(target: str, input_path: Path, output_path: Path, *, batch_size: int = 16, max_new_tokens: int = 128,
-                 temperature: float = 0.0) -> PredictSummary:
+def predict_file(
+    target: str,
+    input_path: Path,
+    output_path: Path,
+    *,
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+) -> PredictSummary:
     """Predict every record of `input_path` into JSONL at `output_path` (written aside, then renamed)."""
     from tunelab.inference.engine import load_target
     from tunelab.progress import say, status
@@ -155,8 +179,9 @@ def predict_file(target: str, input_path: Path, output_path: Path, *, batch_size
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(output_path.name + ".partial")
     with open(partial, "w", encoding="utf-8") as handle:
-        for item, prediction in predict_items(loaded, items, batch_size, max_new_tokens=max_new_tokens,
-                                              temperature=temperature):
+        for item, prediction in predict_items(
+            loaded, items, batch_size, max_new_tokens=max_new_tokens, temperature=temperature
+        ):
             handle.write(output_line(item, prediction) + "\n")
     partial.replace(output_path)
     return PredictSummary(output_path, len(items), sum(1 for item in items if item.error))

@@ -20,17 +20,34 @@ def render_example(tokenizer, example) -> Text:
 
 def show(config, run_dir, tokenizer, train_examples, settings, shown: int = 2) -> dict:
     total_tokens = sum(len(e.input_ids) for e in train_examples)
-    trained = sum(sum(1 for label in e.labels if label != IGNORE) for e in train_examples) if config.task != "classification" else len(train_examples)
+    trained = (
+        sum(sum(1 for label in e.labels if label != IGNORE) for e in train_examples)
+        if config.task != "classification"
+        else len(train_examples)
+    )
     if config.task != "classification":
         for index, example in enumerate(train_examples[:shown]):
             console.print(f"[bold]example {index + 1}[/] (green = trained tokens):")
             console.print(render_example(tokenizer, example))
-    console.print(f"{len(train_examples)} train examples, {total_tokens:,} tokens, {trained:,} trained; "
-                  f"{settings.total_steps} optimizer steps of {settings.batch_size} examples")
+    console.print(
+        f"{len(train_examples)} train examples, {total_tokens:,} tokens, {trained:,} trained; "
+        f"{settings.total_steps} optimizer steps of {settings.batch_size} examples"
+    )
     planned = estimate(**settings_from_config(config))
     hours = planned.get("hours") or {}
-    console.print(f"estimate on {planned.get('gpu') or 'this device'}: {planned['per_device_memory_gb']} GB per device, "
-                  f"{hours.get('low', 0) * 3600:.0f}-{hours.get('high', 0) * 3600:.0f} s")
-    return {"estimate": planned, "run_dir": str(run_dir), "status": "dry-run", "train_examples": len(train_examples), "train_tokens": total_tokens,
-            "trained_tokens": trained, "total_steps": settings.total_steps, "task": config.task, "method": config.method,
-            "model": config.model.name}
+    console.print(
+        f"estimate on {planned.get('gpu') or 'this device'}: {planned['per_device_memory_gb']} GB per device, "
+        f"{hours.get('low', 0) * 3600:.0f}-{hours.get('high', 0) * 3600:.0f} s"
+    )
+    return {
+        "estimate": planned,
+        "run_dir": str(run_dir),
+        "status": "dry-run",
+        "train_examples": len(train_examples),
+        "train_tokens": total_tokens,
+        "trained_tokens": trained,
+        "total_steps": settings.total_steps,
+        "task": config.task,
+        "method": config.method,
+        "model": config.model.name,
+    }

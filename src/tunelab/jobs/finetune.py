@@ -51,7 +51,9 @@ def prepare_data(config: RunConfig, run_dir: Path) -> Prepared:
             raise DataError(f"data file not found: {path}", "check the path given to --data")
     # Training on small data is the user's explicit choice: warn instead of refusing as `data prepare` does.
     # Token statistics use the model that will train, when one is named.
-    data_config = config.data.model_copy(update={"force": True, "tokenizer": config.data.tokenizer or config.model.name})
+    data_config = config.data.model_copy(
+        update={"force": True, "tokenizer": config.data.tokenizer or config.model.name}
+    )
     prepare.prepare_dataset(inputs, run_dir / "data", data_config)
     data = read_prepared(run_dir / "data")
     usable = data.manifest.get("counts", {}).get("kept", 0)
@@ -78,20 +80,32 @@ def resolve(config: RunConfig, data: Prepared) -> RunConfig:
 
     task = config.task or data.task
     if task != data.task:
-        raise ConfigError(f"task {task} does not match the data, which is {data.task} ({data.manifest.get('schema')} records)",
-                          f"leave --task out, or pass data in the {task} format")
+        raise ConfigError(
+            f"task {task} does not match the data, which is {data.task} ({data.manifest.get('schema')} records)",
+            f"leave --task out, or pass data in the {task} format",
+        )
     model_name = config.model.name or default_model(task)
     method = config.method or default_method(task, model_name)
-    return config.model_copy(update={"task": task, "method": method,
-                                     "model": config.model.model_copy(update={"name": model_name})})
+    return config.model_copy(
+        update={"task": task, "method": method, "model": config.model.model_copy(update={"name": model_name})}
+    )
 
 
 def encode_split(records: list[dict], tokenizer, config: RunConfig, labels: list[str] | None, name: str) -> list:
     from tunelab.training.batches import encode_record
 
     label_ids = {label: i for i, label in enumerate(labels)} if labels else None
-    return [encode_record(r, tokenizer, config.task, max_length=config.model.max_length, loss_on=config.train.loss_on,
-                          label_ids=label_ids) for r in track(records, f"Tokenising {name}")]
+    return [
+        encode_record(
+            r,
+            tokenizer,
+            config.task,
+            max_length=config.model.max_length,
+            loss_on=config.train.loss_on,
+            label_ids=label_ids,
+        )
+        for r in track(records, f"Tokenising {name}")
+    ]
 
 
 def nothing_to_learn(examples: list, task: str) -> list[int]:
@@ -114,14 +128,31 @@ def loop_settings(config: RunConfig, n_train: int, pad_id: int, device: str = "c
         total = min(total, t.max_steps)
     warmup = t.warmup_steps if t.warmup_steps is not None else math.ceil(t.warmup_ratio * total)
     packing = t.packing and config.method not in ("prompt-tuning", "prefix-tuning")
-    return LoopSettings(task=config.task, total_steps=total, batch_size=t.batch_size, micro_batch_size=t.micro_batch_size or t.batch_size,
-                        packing=packing, token_budget=max(t.tokens_per_batch, config.model.max_length),
-                        learning_rate=config.learning_rate(), scheduler=t.scheduler, warmup_steps=warmup,
-                        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, seed=t.seed,
-                        eval_steps=t.eval_steps or steps_per_epoch, logging_steps=t.logging_steps, save_steps=t.save_steps,
-                        save_total_limit=t.save_total_limit, early_stopping_patience=t.early_stopping_patience, pad_id=pad_id,
-                        distill_temperature=config.distill.temperature, distill_alpha=config.distill.alpha,
-                        precision=resolve_precision(t.precision, device), device=device, neftune_alpha=t.neftune_alpha)
+    return LoopSettings(
+        task=config.task,
+        total_steps=total,
+        batch_size=t.batch_size,
+        micro_batch_size=t.micro_batch_size or t.batch_size,
+        packing=packing,
+        token_budget=max(t.tokens_per_batch, config.model.max_length),
+        learning_rate=config.learning_rate(),
+        scheduler=t.scheduler,
+        warmup_steps=warmup,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        eval_steps=t.eval_steps or steps_per_epoch,
+        logging_steps=t.logging_steps,
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        early_stopping_patience=t.early_stopping_patience,
+        pad_id=pad_id,
+        distill_temperature=config.distill.temperature,
+        distill_alpha=config.distill.alpha,
+        precision=resolve_precision(t.precision, device),
+        device=device,
+        neftune_alpha=t.neftune_alpha,
+    )
 
 
 def load_tokenizer_for(config: RunConfig):
@@ -152,7 +183,9 @@ def class_weight_tensor(config: RunConfig, data: Prepared, labels: list[str] | N
     weights = class_weights(data.train) if config.train.class_weights == "auto" else config.train.class_weights
     unknown = set(weights) - set(labels)
     if unknown:
-        raise ConfigError(f"train.class_weights names labels not in the data: {sorted(unknown)[:5]}", f"labels are {labels[:10]}")
+        raise ConfigError(
+            f"train.class_weights names labels not in the data: {sorted(unknown)[:5]}", f"labels are {labels[:10]}"
+        )
     say("class weights: " + ", ".join(f"{k}={weights.get(k, 1.0):.2f}" for k in labels))
     return torch.tensor([float(weights.get(label, 1.0)) for label in labels], device=device)
 
@@ -165,7 +198,9 @@ def start_run(config: RunConfig, resume: Path | None, parallel) -> tuple[RunConf
             write_json(run_dir / "request.json", {"fingerprint": fingerprint(config)})
         return config, Path(parallel.share(str(run_dir) if run_dir else None))
     if not (resume / "config.yaml").exists():
-        raise ConfigError(f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run to --resume")
+        raise ConfigError(
+            f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run to --resume"
+        )
     return load_config(resume / "config.yaml"), resume
 
 
@@ -182,8 +217,12 @@ def unfinished_run_of(config: RunConfig) -> Path | None:
 
     root = Path(config.out).parent if config.out else paths.runs_root()
     wanted = fingerprint(config)
-    candidates = [request.parent for request in root.glob("*/request.json")
-                  if json.loads(request.read_text()).get("fingerprint") == wanted and not (request.parent / "summary.json").exists()]
+    candidates = [
+        request.parent
+        for request in root.glob("*/request.json")
+        if json.loads(request.read_text()).get("fingerprint") == wanted
+        and not (request.parent / "summary.json").exists()
+    ]
     return max(candidates, key=lambda folder: folder.stat().st_mtime, default=None)
 
 
@@ -191,7 +230,9 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
     """Fine-tune, evaluate against the base model, and record everything in the run folder.
 
     `on_eval(step, record)` is called at each evaluation step (a sweep reports to Optuna and may prune there)."""
-    backend = load_config(resume / "config.yaml").backend if resume and (resume / "config.yaml").exists() else config.backend
+    backend = (
+        load_config(resume / "config.yaml").backend if resume and (resume / "config.yaml").exists() else config.backend
+    )
     if backend == "openai":  # OpenAI's fine-tuning API (or a `tunelab serve`) instead of the local loop
         from tunelab.jobs import openai_backend
 
@@ -209,7 +250,9 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
     config = resolve(config, data)
     check_hardware(config.method, device_name())
     if resume is None and parallel.is_main:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"path": [str(data.folder.resolve())]})})
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"path": [str(data.folder.resolve())]})}
+        )
         save_config(config, run_dir / "config.yaml")
     tokenizer = load_tokenizer_for(config)
     labels = class_labels(data)
@@ -217,15 +260,30 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
     validation_examples = encode_split(data.validation, tokenizer, config, labels, "validation")
     warn_nothing_to_learn(train_examples, config.task)
     train_examples += replay_examples(config, tokenizer, len(train_examples), run_dir)
-    settings = loop_settings(config, len(train_examples), tokenizer.pad_token_id or 0,
-                             str(parallel.accelerator.device) if parallel.world > 1 else device_name())
+    settings = loop_settings(
+        config,
+        len(train_examples),
+        tokenizer.pad_token_id or 0,
+        str(parallel.accelerator.device) if parallel.world > 1 else device_name(),
+    )
     if dry_run:
         from tunelab.jobs.dry_run import show
 
         return show(config, run_dir, tokenizer, train_examples, settings)
     torch.manual_seed(config.train.seed)
-    return train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings,
-                              resume is not None, parallel, on_eval=on_eval)
+    return train_and_evaluate(
+        config,
+        run_dir,
+        data,
+        tokenizer,
+        labels,
+        train_examples,
+        validation_examples,
+        settings,
+        resume is not None,
+        parallel,
+        on_eval=on_eval,
+    )
 
 
 def prepare_once(config: RunConfig, run_dir: Path, parallel) -> Prepared:
@@ -252,27 +310,49 @@ def replay_examples(config: RunConfig, tokenizer, n_train: int, run_dir: Path) -
     if not fraction:
         return []
     if config.task != "causal-lm" or not config.train.replay_data:
-        raise ConfigError("train.replay_fraction needs train.replay_data (general text or chat examples) and task causal-lm",
-                          "set train.replay_data to a file or prepared folder, or replay_fraction to 0")
-    replay_config = config.model_copy(update={"data": config.data.model_copy(update={"path": [config.train.replay_data]})})
+        raise ConfigError(
+            "train.replay_fraction needs train.replay_data (general text or chat examples) and task causal-lm",
+            "set train.replay_data to a file or prepared folder, or replay_fraction to 0",
+        )
+    replay_config = config.model_copy(
+        update={"data": config.data.model_copy(update={"path": [config.train.replay_data]})}
+    )
     replay = prepare_data(replay_config, run_dir / "replay")
     records = replay.train + replay.validation + replay.test
     wanted = round(fraction / (1 - fraction) * n_train)
     chosen = random.Random(config.train.seed).choices(records, k=wanted)
     say(f"replay: mixing {wanted} general examples into {n_train} train examples ({fraction:.0%})")
-    return encode_split(chosen, tokenizer, config.model_copy(update={"train": config.train.model_copy(update={"loss_on": "all"})}),
-                        None, "replay")
+    return encode_split(
+        chosen,
+        tokenizer,
+        config.model_copy(update={"train": config.train.model_copy(update={"loss_on": "all"})}),
+        None,
+        "replay",
+    )
 
 
 def warn_nothing_to_learn(examples: list, task: str) -> None:
     empty = nothing_to_learn(examples, task)
     if empty:
-        say(f"[yellow]warning:[/] {len(empty)} train examples have every label masked (nothing to learn), "
-            f"e.g. train.jsonl lines {[i + 1 for i in empty[:5]]}; check the chat template and loss_on")
+        say(
+            f"[yellow]warning:[/] {len(empty)} train examples have every label masked (nothing to learn), "
+            f"e.g. train.jsonl lines {[i + 1 for i in empty[:5]]}; check the chat template and loss_on"
+        )
 
 
-def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples, validation_examples, settings,
-                       resuming: bool, parallel, on_eval=None) -> dict:
+def train_and_evaluate(
+    config,
+    run_dir,
+    data,
+    tokenizer,
+    labels,
+    train_examples,
+    validation_examples,
+    settings,
+    resuming: bool,
+    parallel,
+    on_eval=None,
+) -> dict:
     from tunelab.methods.registry import build_model, parameter_counts, save_trained
     from tunelab.training.checkpoint import latest_intact
     from tunelab.training.loop import train_loop
@@ -280,21 +360,35 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     device = str(parallel.accelerator.device) if parallel.world > 1 else device_name()
     model = build_model(config, config.task, config.model.name, labels, device)
     counts = parameter_counts(model)
-    say(f"{config.method} on {config.model.name}: {counts['trainable']:,} trainable of {counts['total']:,} parameters "
-        f"({counts['trainable_percent']}%); {settings.total_steps} steps on {device}")
+    say(
+        f"{config.method} on {config.model.name}: {counts['trainable']:,} trainable of {counts['total']:,} parameters "
+        f"({counts['trainable_percent']}%); {settings.total_steps} steps on {device}"
+    )
     teacher = load_teacher(config, device) if config.method == "distill" else None
     log = MetricsLog(run_dir / "metrics.jsonl")
     resume_from = latest_intact(run_dir) if resuming else None
     if resuming and resume_from is None:
         log.truncate_after(0)
     tracker = open_tracker(config, run_dir, data.manifest) if parallel.is_main else NoTracker()
-    tracker.log_params({**config_params(config), "trainable_parameters": counts["trainable"], "total_parameters": counts["total"]})
+    tracker.log_params(
+        {**config_params(config), "trainable_parameters": counts["trainable"], "total_parameters": counts["total"]}
+    )
     log.listeners.append(tracker.log_step)
     try:
         with TrainingMemory(device, [model, teacher]) as memory:
-            result = train_loop(model, train_examples, validation_examples, settings, run_dir=run_dir, log=log,
-                                class_weights=class_weight_tensor(config, data, labels, device), teacher=teacher,
-                                resume_from=resume_from, parallel=parallel, on_eval=on_eval)
+            result = train_loop(
+                model,
+                train_examples,
+                validation_examples,
+                settings,
+                run_dir=run_dir,
+                log=log,
+                class_weights=class_weight_tensor(config, data, labels, device),
+                teacher=teacher,
+                resume_from=resume_from,
+                parallel=parallel,
+                on_eval=on_eval,
+            )
         if not parallel.is_main:
             return {"run_dir": str(run_dir), "status": "succeeded", "rank": parallel.rank}
         weights_dir = run_dir / ("model" if config.method in ("full", "distill") else "adapter")
@@ -308,11 +402,22 @@ def train_and_evaluate(config, run_dir, data, tokenizer, labels, train_examples,
     except BaseException:
         tracker.close("FAILED")
         raise
-    summary = {"run_dir": str(run_dir), "status": "succeeded", "task": config.task, "method": config.method,
-               "model": config.model.name, "parameters": counts, "steps": result.steps, "trained_tokens": result.trained_tokens,
-               "train_seconds": round(result.seconds, 1), "best_eval_loss": result.best_eval_loss,
-               "stopped_early": result.stopped_early, "dataset_version": data.manifest.get("version"),
-               "tunelab_version": __version__, "metrics": {k: evaluation.get(k) for k in ("primary_metric", "base", "tuned")}}
+    summary = {
+        "run_dir": str(run_dir),
+        "status": "succeeded",
+        "task": config.task,
+        "method": config.method,
+        "model": config.model.name,
+        "parameters": counts,
+        "steps": result.steps,
+        "trained_tokens": result.trained_tokens,
+        "train_seconds": round(result.seconds, 1),
+        "best_eval_loss": result.best_eval_loss,
+        "stopped_early": result.stopped_early,
+        "dataset_version": data.manifest.get("version"),
+        "tunelab_version": __version__,
+        "metrics": {k: evaluation.get(k) for k in ("primary_metric", "base", "tuned")},
+    }
     write_json(run_dir / "summary.json", summary)
     from tunelab.tracking.card import write_model_card
 
@@ -332,6 +437,7 @@ def config_params(config: RunConfig) -> dict:
                 walk(f"{prefix}.{key}" if prefix else key, child)
         else:
             flat[prefix] = value
+
     walk("", config.model_dump(mode="json"))
     return flat
 
@@ -342,7 +448,9 @@ def planned_vs_actual(config: RunConfig, result, memory: TrainingMemory, n_train
 
     epochs_run = min(config.train.epochs, result.steps * config.train.batch_size / max(n_train, 1))
     planned = estimate(**{**settings_from_config(config), "epochs": epochs_run})
-    return actual_next_to_estimate(planned, result.seconds, round(memory.peak_gb, 3), result.tokens_seen, memory.measured_as)
+    return actual_next_to_estimate(
+        planned, result.seconds, round(memory.peak_gb, 3), result.tokens_seen, memory.measured_as
+    )
 
 
 def load_teacher(config: RunConfig, device: str):
@@ -362,7 +470,7 @@ def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data: Prepared,
 
     records = getattr(data, config.eval.split, None) or data.test or data.validation
     if config.eval.max_examples:
-        records = records[:config.eval.max_examples]
+        records = records[: config.eval.max_examples]
     tuned = LoadedModel(model.eval(), tokenizer, config.task, str(run_dir), config.model.name)
     labels = class_labels(data)
     base = load_target(config.model.name, device, config.task, labels) if config.eval.baseline else None

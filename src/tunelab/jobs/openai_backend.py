@@ -32,16 +32,27 @@ def openai_messages(record: dict, task: str) -> dict:
     if "messages" in record:
         return {"messages": [{"role": m["role"], "content": m["content"]} for m in record["messages"]]}
     if task == "classification":
-        return {"messages": [{"role": "user", "content": record["text"]}, {"role": "assistant", "content": record["label"]}]}
+        return {
+            "messages": [{"role": "user", "content": record["text"]}, {"role": "assistant", "content": record["label"]}]
+        }
     if task == "seq2seq":
-        return {"messages": [{"role": "user", "content": record["source"]}, {"role": "assistant", "content": record["target"]}]}
-    raise ConfigError("plain text records cannot be fine-tuned through OpenAI's chat fine-tuning",
-                      "give chat, instruction, classification or source/target records, or use --backend local")
+        return {
+            "messages": [
+                {"role": "user", "content": record["source"]},
+                {"role": "assistant", "content": record["target"]},
+            ]
+        }
+    raise ConfigError(
+        "plain text records cannot be fine-tuned through OpenAI's chat fine-tuning",
+        "give chat, instruction, classification or source/target records, or use --backend local",
+    )
 
 
 def write_openai_jsonl(records: list[dict], task: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(openai_messages(r, task), ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(openai_messages(r, task), ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     return path
 
 
@@ -49,8 +60,11 @@ def hyperparameters(config: RunConfig) -> dict:
     """The run's settings in OpenAI's terms; a learning rate left at its default stays 'auto'."""
     epochs = max(1, round(config.train.epochs))
     rate = config.train.learning_rate
-    return {"n_epochs": epochs, "batch_size": config.train.batch_size,
-            "learning_rate_multiplier": round(rate / LORA_LEARNING_RATE, 6) if rate else "auto"}
+    return {
+        "n_epochs": epochs,
+        "batch_size": config.train.batch_size,
+        "learning_rate_multiplier": round(rate / LORA_LEARNING_RATE, 6) if rate else "auto",
+    }
 
 
 def client():
@@ -59,8 +73,10 @@ def client():
 
         return OpenAI()
     except Exception as exc:  # openai.OpenAIError when no key is set
-        raise ConfigError(f"cannot create the OpenAI client: {exc}",
-                          "set OPENAI_API_KEY (and OPENAI_BASE_URL for a `tunelab serve` endpoint)") from None
+        raise ConfigError(
+            f"cannot create the OpenAI client: {exc}",
+            "set OPENAI_API_KEY (and OPENAI_BASE_URL for a `tunelab serve` endpoint)",
+        ) from None
 
 
 def api_call(what: str, function, *args, **kwargs):
@@ -71,21 +87,29 @@ def api_call(what: str, function, *args, **kwargs):
         return function(*args, **kwargs)
     except openai.APIStatusError as exc:
         message = (exc.body or {}).get("message") if isinstance(exc.body, dict) else None
-        raise TunelabError(f"OpenAI API refused to {what}: {exc.status_code} {message or exc.message}",
-                           "check the model name, the data and OPENAI_API_KEY") from None
+        raise TunelabError(
+            f"OpenAI API refused to {what}: {exc.status_code} {message or exc.message}",
+            "check the model name, the data and OPENAI_API_KEY",
+        ) from None
     except openai.APIConnectionError:
-        raise TunelabError(f"cannot reach the OpenAI API to {what}",
-                           "check OPENAI_BASE_URL and the network (is `tunelab serve` running?)") from None
+        raise TunelabError(
+            f"cannot reach the OpenAI API to {what}",
+            "check OPENAI_BASE_URL and the network (is `tunelab serve` running?)",
+        ) from None
 
 
 def start(config: RunConfig, resume: Path | None) -> tuple[RunConfig, Path]:
     if resume is not None:
         if not (resume / "config.yaml").exists():
-            raise ConfigError(f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run")
+            raise ConfigError(
+                f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run"
+            )
         return load_config(resume / "config.yaml"), resume
     if not config.model.name:
-        raise ConfigError("--backend openai needs --model (an OpenAI base model such as gpt-4.1-mini)",
-                          "pass --model gpt-4.1-mini, or a model id that OPENAI_BASE_URL's service lists")
+        raise ConfigError(
+            "--backend openai needs --model (an OpenAI base model such as gpt-4.1-mini)",
+            "pass --model gpt-4.1-mini, or a model id that OPENAI_BASE_URL's service lists",
+        )
     return config, new_run_dir(config.out, "openai", paths.runs_root())
 
 
@@ -93,16 +117,26 @@ def create_job(api, config: RunConfig, run_dir: Path, data) -> dict:
     """Upload the splits and create the job; its id is saved at once so --resume can follow it."""
     folder = run_dir / "openai"
     train_path = write_openai_jsonl(data.train, data.task, folder / "train.jsonl")
-    uploaded = {"training_file": api_call("upload the training file", api.files.create, file=train_path.open("rb"),
-                                          purpose="fine-tune").id}
+    uploaded = {
+        "training_file": api_call(
+            "upload the training file", api.files.create, file=train_path.open("rb"), purpose="fine-tune"
+        ).id
+    }
     if data.validation:
         path = write_openai_jsonl(data.validation, data.task, folder / "validation.jsonl")
-        uploaded["validation_file"] = api_call("upload the validation file", api.files.create, file=path.open("rb"),
-                                               purpose="fine-tune").id
+        uploaded["validation_file"] = api_call(
+            "upload the validation file", api.files.create, file=path.open("rb"), purpose="fine-tune"
+        ).id
     suffix = re.sub(r"[^a-zA-Z0-9-]", "-", run_dir.name)[-40:].strip("-") or "tunelab"
-    job = api_call("create the fine-tuning job", api.fine_tuning.jobs.create, model=config.model.name, suffix=suffix,
-                   seed=config.train.seed, method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters(config)}},
-                   **uploaded)
+    job = api_call(
+        "create the fine-tuning job",
+        api.fine_tuning.jobs.create,
+        model=config.model.name,
+        suffix=suffix,
+        seed=config.train.seed,
+        method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters(config)}},
+        **uploaded,
+    )
     record = {"job_id": job.id, "base_url": str(api.base_url), **uploaded}
     write_json(run_dir / JOB_FILE, record)
     say(f"OpenAI fine-tuning job {job.id} created on {config.model.name} ({len(data.train)} train examples)")
@@ -154,13 +188,25 @@ def record_result(config: RunConfig, run_dir: Path, data, job, rows: list[dict])
         log.append(row)
         tracker.log_step(row)
     losses = [r["eval_loss"] for r in rows if r.get("eval_loss") is not None]
-    summary = {"run_dir": str(run_dir), "status": job.status, "backend": "openai", "task": data.task, "method": "openai",
-               "model": config.model.name, "openai_job_id": job.id, "fine_tuned_model": job.fine_tuned_model,
-               "trained_tokens": job.trained_tokens, "steps": rows[-1]["step"] if rows else None,
-               "train_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
-               "best_eval_loss": min(losses) if losses else None, "dataset_version": data.manifest.get("version"),
-               "tunelab_version": __version__, "result_files": list(job.result_files or []),
-               "error": job.error.model_dump() if job.error else None, "metrics": rows[-1] if rows else {}}
+    summary = {
+        "run_dir": str(run_dir),
+        "status": job.status,
+        "backend": "openai",
+        "task": data.task,
+        "method": "openai",
+        "model": config.model.name,
+        "openai_job_id": job.id,
+        "fine_tuned_model": job.fine_tuned_model,
+        "trained_tokens": job.trained_tokens,
+        "steps": rows[-1]["step"] if rows else None,
+        "train_seconds": (job.finished_at - job.created_at) if job.finished_at else None,
+        "best_eval_loss": min(losses) if losses else None,
+        "dataset_version": data.manifest.get("version"),
+        "tunelab_version": __version__,
+        "result_files": list(job.result_files or []),
+        "error": job.error.model_dump() if job.error else None,
+        "metrics": rows[-1] if rows else {},
+    }
     write_json(run_dir / "summary.json", summary)
     if job.status == "succeeded":
         tracker.log_result(summary, {}, run_dir)
@@ -174,14 +220,24 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) ->
     config, run_dir = start(config, resume)
     data = prepare_data(config, run_dir)
     if resume is None:
-        config = config.model_copy(update={"task": config.task or data.task, "backend": "openai",
-                                           "data": config.data.model_copy(update={"path": [str(data.folder.resolve())]})})
+        config = config.model_copy(
+            update={
+                "task": config.task or data.task,
+                "backend": "openai",
+                "data": config.data.model_copy(update={"path": [str(data.folder.resolve())]}),
+            }
+        )
         save_config(config, run_dir / "config.yaml")
     if dry_run:
         path = write_openai_jsonl(data.train, data.task, run_dir / "openai" / "train.jsonl")
         say(f"dry run: {len(data.train)} train examples written to {path}; hyperparameters {hyperparameters(config)}")
-        return {"run_dir": str(run_dir), "status": "dry_run", "backend": "openai", "train_file": str(path),
-                "hyperparameters": hyperparameters(config)}
+        return {
+            "run_dir": str(run_dir),
+            "status": "dry_run",
+            "backend": "openai",
+            "train_file": str(path),
+            "hyperparameters": hyperparameters(config),
+        }
     api = client()
     saved = read_json(run_dir / JOB_FILE) if (run_dir / JOB_FILE).exists() else None
     job_id = (saved or create_job(api, config, run_dir, data))["job_id"]
@@ -189,7 +245,9 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) ->
     summary = record_result(config, run_dir, data, job, result_metrics(api, job) if job.status == "succeeded" else [])
     if job.status != "succeeded":
         reason = job.error.message if job.error else "no reason given"
-        raise TrainingError(f"OpenAI fine-tuning job {job.id} {job.status}: {reason}",
-                            f"see {run_dir / 'summary.json'}; fix the cause and run again")
+        raise TrainingError(
+            f"OpenAI fine-tuning job {job.id} {job.status}: {reason}",
+            f"see {run_dir / 'summary.json'}; fix the cause and run again",
+        )
     say(f"fine-tuned model: {job.fine_tuned_model} ({job.trained_tokens} trained tokens)")
     return summary

@@ -17,8 +17,18 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 # Module-name suffixes of block outputs, per placement (covers LLaMA/Qwen/Gemma/Mistral, GPT-2, BERT, T5).
 TARGETS = {
     "pfeiffer": ("mlp.down_proj", "mlp.c_proj", "output.dense", "DenseReluDense.wo", "fc2"),
-    "houlsby": ("self_attn.o_proj", "attn.c_proj", "attention.output.dense", "SelfAttention.o", "out_proj",
-                "mlp.down_proj", "mlp.c_proj", "output.dense", "DenseReluDense.wo", "fc2"),
+    "houlsby": (
+        "self_attn.o_proj",
+        "attn.c_proj",
+        "attention.output.dense",
+        "SelfAttention.o",
+        "out_proj",
+        "mlp.down_proj",
+        "mlp.c_proj",
+        "output.dense",
+        "DenseReluDense.wo",
+        "fc2",
+    ),
 }
 
 
@@ -47,9 +57,14 @@ def _output_size(module: nn.Module) -> int | None:
 
 
 def target_names(model: nn.Module, placement: str) -> list[str]:
-    return [name for name, module in model.named_modules()
-            if name.endswith(TARGETS[placement]) and _output_size(module) and not isinstance(module, BottleneckAdapter)
-            and ".wrapped" not in name]
+    return [
+        name
+        for name, module in model.named_modules()
+        if name.endswith(TARGETS[placement])
+        and _output_size(module)
+        and not isinstance(module, BottleneckAdapter)
+        and ".wrapped" not in name
+    ]
 
 
 def add_adapters(model: nn.Module, reduction_factor: int, placement: str, activation: str) -> list[str]:
@@ -68,8 +83,12 @@ def add_adapters(model: nn.Module, reduction_factor: int, placement: str, activa
         adapter.to(device=next(wrapped.parameters()).device)
         setattr(parent, child_name, adapter)
     _unfreeze_heads(model)
-    model._tunelab_adapter = {"names": names, "reduction_factor": reduction_factor, "placement": placement,
-                              "activation": activation}
+    model._tunelab_adapter = {
+        "names": names,
+        "reduction_factor": reduction_factor,
+        "placement": placement,
+        "activation": activation,
+    }
     return names
 
 

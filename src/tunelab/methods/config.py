@@ -11,7 +11,9 @@ class LoraSettings(BaseModel):
     r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt: 'all-linear' or a list of module names.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules to adapt: 'all-linear' or a list of module names."
+    )
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
     use_rslora: bool = Field(False, description="Rank-stabilised scaling alpha / sqrt(r).")
 
@@ -20,15 +22,21 @@ class PromptSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     num_virtual_tokens: int = Field(20, ge=1, le=512, description="Virtual tokens for prompt and prefix tuning.")
-    init_text: str | None = Field(None, description="Initialise prompt-tuning embeddings from this text (random when empty).")
+    init_text: str | None = Field(
+        None, description="Initialise prompt-tuning embeddings from this text (random when empty)."
+    )
 
 
 class AdapterSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reduction_factor: int = Field(16, ge=1, description="Bottleneck size = hidden size / reduction_factor.")
-    placement: Literal["pfeiffer", "houlsby"] = Field("pfeiffer", description="pfeiffer: after the MLP only; houlsby: after attention and MLP.")
-    activation: Literal["relu", "gelu", "silu"] = Field("relu", description="Non-linearity between down- and up-projection.")
+    placement: Literal["pfeiffer", "houlsby"] = Field(
+        "pfeiffer", description="pfeiffer: after the MLP only; houlsby: after attention and MLP."
+    )
+    activation: Literal["relu", "gelu", "silu"] = Field(
+        "relu", description="Non-linearity between down- and up-projection."
+    )
 
 
 class DistillSettings(BaseModel):

@@ -21,21 +21,29 @@ def check_hardware(method: str, device: str) -> None:
     if method != "qlora":
         return
     if device != "cuda":
-        raise HardwareError("qlora needs a CUDA GPU (4-bit NF4 weights via bitsandbytes); this machine has no CUDA device",
-                            "use --method lora here, or run on a machine with an NVIDIA GPU")
+        raise HardwareError(
+            "qlora needs a CUDA GPU (4-bit NF4 weights via bitsandbytes); this machine has no CUDA device",
+            "use --method lora here, or run on a machine with an NVIDIA GPU",
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise HardwareError("qlora needs the bitsandbytes package, which is not installed",
-                            "pip install bitsandbytes (CUDA machines only)") from None
+        raise HardwareError(
+            "qlora needs the bitsandbytes package, which is not installed",
+            "pip install bitsandbytes (CUDA machines only)",
+        ) from None
 
 
 def quantization_config():
     import torch
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
 
 
 def peft_config(method: str, task: str, lora, prompt, model_name: str):
@@ -43,11 +51,25 @@ def peft_config(method: str, task: str, lora, prompt, model_name: str):
 
     task_type = PEFT_TASK_TYPES[task]
     if method in ("lora", "qlora"):
-        return peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-                               use_dora=lora.use_dora, use_rslora=lora.use_rslora, task_type=task_type)
+        return peft.LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            use_dora=lora.use_dora,
+            use_rslora=lora.use_rslora,
+            task_type=task_type,
+        )
     if method == "prompt-tuning":
-        init = {"prompt_tuning_init": "TEXT", "prompt_tuning_init_text": prompt.init_text,
-                "tokenizer_name_or_path": model_name} if prompt.init_text else {}
+        init = (
+            {
+                "prompt_tuning_init": "TEXT",
+                "prompt_tuning_init_text": prompt.init_text,
+                "tokenizer_name_or_path": model_name,
+            }
+            if prompt.init_text
+            else {}
+        )
         return peft.PromptTuningConfig(num_virtual_tokens=prompt.num_virtual_tokens, task_type=task_type, **init)
     if method == "prefix-tuning":
         return peft.PrefixTuningConfig(num_virtual_tokens=prompt.num_virtual_tokens, task_type=task_type)
@@ -60,9 +82,16 @@ def build_model(config, task: str, model_name: str, labels: list[str] | None, de
 
     method = config.method
     check_hardware(method, device)
-    model = load_model(model_name, task, dtype=config.model.dtype, device=device, labels=labels,
-                       trust_remote_code=config.model.trust_remote_code, allow_pickle=config.model.allow_pickle,
-                       quantization_config=quantization_config() if method == "qlora" else None)
+    model = load_model(
+        model_name,
+        task,
+        dtype=config.model.dtype,
+        device=device,
+        labels=labels,
+        trust_remote_code=config.model.trust_remote_code,
+        allow_pickle=config.model.allow_pickle,
+        quantization_config=quantization_config() if method == "qlora" else None,
+    )
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -83,7 +112,9 @@ def apply_method(model, config, task: str, model_name: str):
         return model
     if method == "adapter":
         try:
-            bottleneck.add_adapters(model, config.adapter.reduction_factor, config.adapter.placement, config.adapter.activation)
+            bottleneck.add_adapters(
+                model, config.adapter.reduction_factor, config.adapter.placement, config.adapter.activation
+            )
         except ValueError as exc:
             raise ConfigError(f"method adapter: {exc}", "use lora for this architecture") from None
         return model
@@ -92,7 +123,9 @@ def apply_method(model, config, task: str, model_name: str):
     try:
         return get_peft_model(model, peft_config(method, task, config.lora, config.prompt, model_name))
     except ValueError as exc:
-        raise ConfigError(f"method {method}: {str(exc).splitlines()[0]}", "check lora.target_modules for this model") from None
+        raise ConfigError(
+            f"method {method}: {str(exc).splitlines()[0]}", "check lora.target_modules for this model"
+        ) from None
 
 
 def parameter_counts(model) -> dict:

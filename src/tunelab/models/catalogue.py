@@ -57,7 +57,11 @@ class ModelSpec:
         """(name, in, out) of the linear layers in one block: the modules 'all-linear' adapts."""
         h, a, kv, i = self.hidden, self.attention_dim, self.kv_dim, self.intermediate
         attention = [("q_proj", h, a), ("k_proj", h, kv), ("v_proj", h, kv), ("o_proj", a, h)]
-        mlp = [("gate_proj", h, i), ("up_proj", h, i), ("down_proj", i, h)] if self.gated_mlp else [("up_proj", h, i), ("down_proj", i, h)]
+        mlp = (
+            [("gate_proj", h, i), ("up_proj", h, i), ("down_proj", i, h)]
+            if self.gated_mlp
+            else [("up_proj", h, i), ("down_proj", i, h)]
+        )
         return attention + mlp
 
     def block_params(self) -> int:
@@ -113,9 +117,12 @@ def lookup(name: str | None) -> ModelSpec:
         folder = paths.model_cache() / name
     if (folder / "config.json").is_file():
         return spec_from_folder(folder)
-    raise ModelError(f"unknown model '{name}': not in the catalogue and not a folder with config.json",
-                     "use a catalogued hub id (`tunelab models list --catalogue` shows them, e.g. "
-                     + ", ".join(known_names()[:6]) + ") or a local model folder")
+    raise ModelError(
+        f"unknown model '{name}': not in the catalogue and not a folder with config.json",
+        "use a catalogued hub id (`tunelab models list --catalogue` shows them, e.g. "
+        + ", ".join(known_names()[:6])
+        + ") or a local model folder",
+    )
 
 
 def spec_from_folder(folder: Path) -> ModelSpec:
@@ -141,8 +148,10 @@ def spec_from_config(config: dict, name: str) -> ModelSpec:
     heads = int(_first(config, "num_attention_heads", "num_heads", "n_head", "n_heads", default=1))
     layers = int(_first(config, "num_hidden_layers", "num_layers", "n_layer", "n_layers", default=0))
     if not hidden or not layers:
-        raise ModelError(f"{name}: config.json has no hidden size or layer count (model_type {model_type!r})",
-                         "use a transformers model folder")
+        raise ModelError(
+            f"{name}: config.json has no hidden size or layer count (model_type {model_type!r})",
+            "use a transformers model folder",
+        )
     architecture = "decoder"
     if config.get("is_encoder_decoder") or model_type in ("t5", "mt5", "bart", "mbart"):
         architecture = "encoder-decoder"
@@ -151,14 +160,25 @@ def spec_from_config(config: dict, name: str) -> ModelSpec:
         architecture = "encoder"
     gated = config.get("hidden_act", "") in ("silu", "swiglu") or "gated" in str(config.get("feed_forward_proj", ""))
     spec = ModelSpec(
-        name=name, params=0.0, layers=layers, hidden=hidden, heads=heads,
+        name=name,
+        params=0.0,
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
         kv_heads=int(_first(config, "num_key_value_heads", default=heads)),
         intermediate=int(_first(config, "intermediate_size", "d_ff", "n_inner", "hidden_dim", default=4 * hidden)),
         vocab=int(config.get("vocab_size", 32000)),
         context=int(_first(config, "max_position_embeddings", "n_positions", "n_ctx", default=512)),
         head_dim=int(_first(config, "head_dim", "d_kv", default=0)),
-        tied=bool(config.get("tie_word_embeddings", True)), gated_mlp=gated, architecture=architecture,
-        family=model_type, license=str(config.get("license", "unknown")),
-        tasks=("seq2seq",) if architecture == "encoder-decoder" else ("classification",) if architecture == "encoder" else ("causal-lm", "classification"),
+        tied=bool(config.get("tie_word_embeddings", True)),
+        gated_mlp=gated,
+        architecture=architecture,
+        family=model_type,
+        license=str(config.get("license", "unknown")),
+        tasks=("seq2seq",)
+        if architecture == "encoder-decoder"
+        else ("classification",)
+        if architecture == "encoder"
+        else ("causal-lm", "classification"),
     )
     return replace(spec, params=float(shape_params(spec)))

@@ -20,9 +20,11 @@ def default_space(config: RunConfig, cuda: bool) -> dict:
     """Established practice: learning rate log-uniform within 5× of the method's default, LoRA rank
     {8,16,32,64}, 2–5 epochs, warmup ratio 0–0.1, and batch size where a GPU's memory allows it."""
     rate = config.learning_rate()
-    space = {"train.learning_rate": {"type": "float", "low": rate / 5, "high": rate * 5, "log": True},
-             "train.epochs": {"type": "int", "low": 2, "high": 5},
-             "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.1}}
+    space = {
+        "train.learning_rate": {"type": "float", "low": rate / 5, "high": rate * 5, "log": True},
+        "train.epochs": {"type": "int", "low": 2, "high": 5},
+        "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.1},
+    }
     if config.method in LORA_METHODS or config.method is None:
         space["lora.r"] = {"type": "categorical", "choices": [8, 16, 32, 64]}
     if cuda:
@@ -39,11 +41,15 @@ def check_dimension(key: str, spec) -> dict:
     if isinstance(spec, list):
         spec = {"type": "categorical", "choices": spec}
     if not isinstance(spec, dict) or spec.get("type") not in KINDS:
-        raise ConfigError(f"search space key {key!r}: needs type float, int or categorical",
-                          "e.g. train.learning_rate: {type: float, low: 1e-5, high: 1e-3, log: true}")
+        raise ConfigError(
+            f"search space key {key!r}: needs type float, int or categorical",
+            "e.g. train.learning_rate: {type: float, low: 1e-5, high: 1e-3, log: true}",
+        )
     if spec["type"] == "categorical":
         if not spec.get("choices"):
-            raise ConfigError(f"search space key {key!r}: categorical needs a non-empty 'choices' list", "add choices: [...]")
+            raise ConfigError(
+                f"search space key {key!r}: categorical needs a non-empty 'choices' list", "add choices: [...]"
+            )
     elif "low" not in spec or "high" not in spec or float(spec["low"]) > float(spec["high"]):
         raise ConfigError(f"search space key {key!r}: needs low <= high", "e.g. low: 2, high: 5")
     return spec

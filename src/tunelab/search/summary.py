@@ -16,10 +16,18 @@ def trial_rows(study) -> list[dict]:
     rows = []
     for t in counted_trials(study.get_trials(deepcopy=False)):
         steps = sorted(t.intermediate_values)
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params),
-                     "last_step": steps[-1] if steps else None, "pruned_at_step": t.user_attrs.get("pruned_at_step"),
-                     "run_dir": t.user_attrs.get("run_dir"),
-                     "seconds": t.duration.total_seconds() if t.duration else None})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "params": dict(t.params),
+                "last_step": steps[-1] if steps else None,
+                "pruned_at_step": t.user_attrs.get("pruned_at_step"),
+                "run_dir": t.user_attrs.get("run_dir"),
+                "seconds": t.duration.total_seconds() if t.duration else None,
+            }
+        )
     return sorted(rows, key=lambda r: r["number"])
 
 
@@ -62,19 +70,38 @@ def history_plot(rows: list[dict]) -> str | None:
 def write_report(path: Path, name: str, rows: list[dict], ranked: dict, best: dict | None) -> None:
     keys = sorted({k for r in rows for k in r["params"]})
     head = "".join(f"<th>{html.escape(k)}</th>" for k in ["trial", "state", "validation loss", "last step", *keys])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in
-                                    [r["number"], r["state"], _fmt(r["value"]), r["last_step"], *[_fmt(r["params"].get(k)) for k in keys]])
-                   + "</tr>" for r in rows)
-    importance = "".join(f"<li>{html.escape(k)}: {v:.3f}</li>" for k, v in ranked.items()) or "<li>too few completed trials</li>"
-    best_text = (f"trial {best['number']}, validation loss {best['value']:.4f}: {html.escape(str(best['params']))}" if best
-                 else "no trial completed")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {html.escape(name)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px}"
-            "table{border-collapse:collapse}</style></head><body>"
-            f"<h1>Sweep {html.escape(name)}</h1><p>Best: {best_text}</p>"
-            f"<h2>Optimisation history</h2>{history_plot(rows) or '<p>no completed trials</p>'}"
-            f"<h2>Parameter importances</h2><ul>{importance}</ul>"
-            f"<h2>Trials</h2><table><tr>{head}</tr>{body}</table></body></html>")
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(c))}</td>"
+            for c in [
+                r["number"],
+                r["state"],
+                _fmt(r["value"]),
+                r["last_step"],
+                *[_fmt(r["params"].get(k)) for k in keys],
+            ]
+        )
+        + "</tr>"
+        for r in rows
+    )
+    importance = (
+        "".join(f"<li>{html.escape(k)}: {v:.3f}</li>" for k, v in ranked.items()) or "<li>too few completed trials</li>"
+    )
+    best_text = (
+        f"trial {best['number']}, validation loss {best['value']:.4f}: {html.escape(str(best['params']))}"
+        if best
+        else "no trial completed"
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {html.escape(name)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "table{border-collapse:collapse}</style></head><body>"
+        f"<h1>Sweep {html.escape(name)}</h1><p>Best: {best_text}</p>"
+        f"<h2>Optimisation history</h2>{history_plot(rows) or '<p>no completed trials</p>'}"
+        f"<h2>Parameter importances</h2><ul>{importance}</ul>"
+        f"<h2>Trials</h2><table><tr>{head}</tr>{body}</table></body></html>"
+    )
     atomic_write_text(path, page)
 
 
@@ -94,10 +121,22 @@ def summarise(study, config, space: dict, study_dir: Path, url: str) -> dict:
         save_config(apply_values(config, best["params"], {"out": None}), best_config)
     ranked = importances(study) if len(complete) >= 2 else {}
     write_report(study_dir / "sweep_report.html", study.study_name, rows, ranked, best)
-    result = {"study": study.study_name, "storage": url, "study_dir": str(study_dir), "space": space,
-              "n_trials": len(rows), "states": {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
-              "best": best, "best_config": str(best_config) if best_config else None, "importances": ranked,
-              "report": str(study_dir / "sweep_report.html"), "trials": rows}
+    result = {
+        "study": study.study_name,
+        "storage": url,
+        "study_dir": str(study_dir),
+        "space": space,
+        "n_trials": len(rows),
+        "states": {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
+        "best": best,
+        "best_config": str(best_config) if best_config else None,
+        "importances": ranked,
+        "report": str(study_dir / "sweep_report.html"),
+        "trials": rows,
+    }
     write_json(study_dir / "sweep.json", result)
-    say(f"study {study.study_name}: {result['states']}; best " + (f"trial {best['number']} loss {best['value']:.4f}" if best else "none"))
+    say(
+        f"study {study.study_name}: {result['states']}; best "
+        + (f"trial {best['number']} loss {best['value']:.4f}" if best else "none")
+    )
     return result

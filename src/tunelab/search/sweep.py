@@ -10,7 +10,7 @@ extra trial, and a trial whose worker died (no heartbeat) is failed and retried 
 
 import multiprocessing
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tunelab import paths
@@ -38,18 +38,27 @@ def storage_for(url: str):
 
     engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     try:
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        return RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as exc:
-        raise TunelabError(f"cannot open the Optuna storage {url}: {str(exc).splitlines()[0][:200]}",
-                           "pass a sqlite:///, postgresql:// or mysql:// URL to --storage (with its driver installed)") from None
+        raise TunelabError(
+            f"cannot open the Optuna storage {url}: {str(exc).splitlines()[0][:200]}",
+            "pass a sqlite:///, postgresql:// or mysql:// URL to --storage (with its driver installed)",
+        ) from None
 
 
 def samplers(seed: int, startup_trials: int):
     import optuna
 
-    return (optuna.samplers.TPESampler(seed=seed),
-            optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0, interval_steps=1))
+    return (
+        optuna.samplers.TPESampler(seed=seed),
+        optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0, interval_steps=1),
+    )
 
 
 def load_study(name: str, url: str, seed: int, startup_trials: int, create: bool = False):
@@ -59,8 +68,9 @@ def load_study(name: str, url: str, seed: int, startup_trials: int, create: bool
     sampler, pruner = samplers(seed, startup_trials)
     storage = storage_for(url)
     if create:
-        return optuna.create_study(study_name=name, storage=storage, direction="minimize", sampler=sampler, pruner=pruner,
-                                   load_if_exists=True)
+        return optuna.create_study(
+            study_name=name, storage=storage, direction="minimize", sampler=sampler, pruner=pruner, load_if_exists=True
+        )
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
 
 
@@ -91,8 +101,10 @@ def objective_for(study, config: RunConfig, space: dict, total: int, study_dir: 
         trial.set_user_attr("run_dir", str(run_dir))
         tags = {**config.tracking.tags, "study": study.study_name, "trial": str(trial.number)}
         trial_config = apply_values(config, values, {"out": str(run_dir), "tracking.tags": tags})
-        say(f"[bold]trial {trial.number}[/] " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                         for k, v in values.items()))
+        say(
+            f"[bold]trial {trial.number}[/] "
+            + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        )
 
         def on_eval(step: int, record: dict) -> None:
             if record.get("eval_loss") is None:
@@ -108,11 +120,13 @@ def objective_for(study, config: RunConfig, space: dict, total: int, study_dir: 
             raise ConfigError("a sweep needs a validation split to score trials", "give data.split a validation share")
         trial.set_user_attr("steps", summary.get("steps"))
         return float(summary["best_eval_loss"])
+
     return objective
 
 
-def work(config_json: dict, space: dict, name: str, url: str, total: int, study_dir: str, seed: int,
-         startup_trials: int) -> None:
+def work(
+    config_json: dict, space: dict, name: str, url: str, total: int, study_dir: str, seed: int, startup_trials: int
+) -> None:
     """One worker: run trials of the study until it holds `total` counted trials."""
     config = RunConfig.model_validate(config_json)
     study = load_study(name, url, seed, startup_trials)
@@ -141,14 +155,22 @@ def prepared_config(config: RunConfig, study_dir: Path) -> RunConfig:
 
 
 def study_folder(out: str | None) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = Path(out) if out else paths.runs_root() / f"sweep-{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve()
 
 
-def run_sweep(config: RunConfig, space: dict | None = None, trials: int = 20, storage: str | None = None, jobs: int = 1,
-              study_name: str | None = None, out: str | None = None, seed: int = 0) -> dict:
+def run_sweep(
+    config: RunConfig,
+    space: dict | None = None,
+    trials: int = 20,
+    storage: str | None = None,
+    jobs: int = 1,
+    study_name: str | None = None,
+    out: str | None = None,
+    seed: int = 0,
+) -> dict:
     """Run (or join) a study; returns and writes the summary: trials table, importances, best config, report."""
     from tunelab.jobs.finetune import device_name
     from tunelab.search.summary import summarise
@@ -164,8 +186,10 @@ def run_sweep(config: RunConfig, space: dict | None = None, trials: int = 20, st
     startup_trials = min(5, max(1, trials // 4))
     load_study(name, url, seed, startup_trials, create=True)
     say(f"study {name}: {trials} trials, {jobs} worker(s), storage {url}")
-    args = [(config.model_dump(mode="json"), space, name, url, trials, str(study_dir), seed * 1000 + i, startup_trials)
-            for i in range(jobs)]
+    args = [
+        (config.model_dump(mode="json"), space, name, url, trials, str(study_dir), seed * 1000 + i, startup_trials)
+        for i in range(jobs)
+    ]
     if config.tracking.enabled:
         from tunelab.tracking.mlflow_tracker import prepare_store
 
@@ -188,4 +212,6 @@ def run_workers(args: list[tuple]) -> None:
         worker.join()
     failed = [w.name for w in workers if w.exitcode != 0]
     if failed:
-        say(f"[yellow]warning:[/] sweep workers {failed} ended with an error; the summary shows the trials they finished")
+        say(
+            f"[yellow]warning:[/] sweep workers {failed} ended with an error; the summary shows the trials they finished"
+        )

@@ -43,8 +43,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         yield
         service.worker.shutdown()
 
-    app = FastAPI(title="tunelab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="OpenAI-compatible files, fine-tuning jobs and inference over tunelab's local trainer.")
+    app = FastAPI(
+        title="tunelab",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="OpenAI-compatible files, fine-tuning jobs and inference over tunelab's local trainer.",
+    )
     app.state.service = service
     for module in (files, jobs, inference):
         app.include_router(module.router)
@@ -63,8 +69,12 @@ def add_key_check(app: FastAPI, keys: list[str]) -> None:
     async def require_key(request: Request, call_next):
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not any(secrets.compare_digest(given.strip().encode(), k) for k in encoded):
-            return error_response(401, "Incorrect or missing API key: pass it as 'Authorization: Bearer KEY'.",
-                                  code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+            return error_response(
+                401,
+                "Incorrect or missing API key: pass it as 'Authorization: Bearer KEY'.",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return await call_next(request)
 
 
@@ -85,7 +95,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        message = f"Unknown request URL: {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        message = (
+            f"Unknown request URL: {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        )
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(TunelabError)

@@ -16,9 +16,13 @@ class ServeConfig(BaseModel):
     api_keys: list[str] = Field(default_factory=list, description="Accepted bearer keys; empty = no authentication.")
     workers: int = Field(1, ge=1, le=16, description="Fine-tuning jobs run at the same time.")
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1, description="Largest accepted upload.")
-    models: dict[str, str] = Field(default_factory=dict, description="Extra base models: API id -> model folder or name.")
+    models: dict[str, str] = Field(
+        default_factory=dict, description="Extra base models: API id -> model folder or name."
+    )
     max_attempts: int = Field(3, ge=1, description="Runs of one job (restarts included) before it is marked failed.")
-    job_overrides: dict[str, object] = Field(default_factory=dict, description="Extra --set keys for every job's run config.")
+    job_overrides: dict[str, object] = Field(
+        default_factory=dict, description="Extra --set keys for every job's run config."
+    )
 
     def base_models(self) -> dict[str, str]:
         """API model id -> what tunelab's loader accepts; the bundled SmolLM2 is always there."""

@@ -32,7 +32,11 @@ def prepare_job_data(train_file: Path, validation_file: Path | None, folder: Pat
         shutil.copy(train_part / "train.jsonl", folder / "train.jsonl")
         shutil.copy(validation_part / "validation.jsonl", folder / "validation.jsonl")
         (folder / "test.jsonl").write_text("")
-        manifest["splits"] = {"train": manifest["splits"]["train"], "validation": held_out["splits"]["validation"], "test": 0}
+        manifest["splits"] = {
+            "train": manifest["splits"]["train"],
+            "validation": held_out["splits"]["validation"],
+            "test": 0,
+        }
         manifest["validation_file"] = held_out["files"]
         write_json(folder / "manifest.json", manifest)
         return manifest
@@ -61,12 +65,26 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def results_csv(records: list[dict], accuracy: dict) -> str:
     """The per-step result file, in OpenAI's column names; the final row carries token accuracies."""
-    columns = ["step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy", "learning_rate",
-               "tokens_per_second"]
+    columns = [
+        "step",
+        "train_loss",
+        "train_mean_token_accuracy",
+        "valid_loss",
+        "valid_mean_token_accuracy",
+        "learning_rate",
+        "tokens_per_second",
+    ]
     lines = [",".join(columns)]
     for i, r in enumerate(records):
         last = i == len(records) - 1
-        row = [r.get("step"), r.get("loss"), accuracy.get("train") if last else None, r.get("eval_loss"),
-               accuracy.get("validation") if last else None, r.get("learning_rate"), r.get("tokens_per_second")]
+        row = [
+            r.get("step"),
+            r.get("loss"),
+            accuracy.get("train") if last else None,
+            r.get("eval_loss"),
+            accuracy.get("validation") if last else None,
+            r.get("learning_rate"),
+            r.get("tokens_per_second"),
+        ]
         lines.append(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row))
     return "\n".join(lines) + "\n"

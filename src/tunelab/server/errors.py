@@ -2,9 +2,15 @@
 
 from fastapi.responses import JSONResponse
 
-TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
-         405: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
-         500: "server_error"}
+TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    500: "server_error",
+}
 
 
 class ApiError(Exception):
@@ -14,15 +20,21 @@ class ApiError(Exception):
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": TYPES.get(status, "invalid_request_error"), "param": param, "code": code}}
+    return {
+        "error": {"message": message, "type": TYPES.get(status, "invalid_request_error"), "param": param, "code": code}
+    }
 
 
-def error_response(status: int, message: str, param: str | None = None, code: str | None = None, headers=None) -> JSONResponse:
+def error_response(
+    status: int, message: str, param: str | None = None, code: str | None = None, headers=None
+) -> JSONResponse:
     return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
 
 
 def not_found(kind: str, ident: str, param: str | None = None) -> ApiError:
-    return ApiError(404, f"No {kind} found with id '{ident}'.", param, f"{kind.replace(' ', '_').replace('-', '_')}_not_found")
+    return ApiError(
+        404, f"No {kind} found with id '{ident}'.", param, f"{kind.replace(' ', '_').replace('-', '_')}_not_found"
+    )
 
 
 def found(row: dict | None, kind: str, ident: str, param: str | None = None) -> dict:

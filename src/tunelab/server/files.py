@@ -18,7 +18,9 @@ CHUNK = 1 << 20
 
 
 def file_object(row: dict) -> dict:
-    return {k: row.get(k) for k in ("id", "bytes", "created_at", "filename", "purpose", "status", "status_details")} | {"object": "file"}
+    return {k: row.get(k) for k in ("id", "bytes", "created_at", "filename", "purpose", "status", "status_details")} | {
+        "object": "file"
+    }
 
 
 def stored_path(service, row: dict) -> Path:
@@ -39,16 +41,27 @@ def check_upload(path: Path, shown_name: str) -> None:
     try:
         report = validate_files([path], DataConfig())
     except TunelabError as exc:
-        raise ApiError(400, f"Invalid file: {exc.message.replace(str(path), shown_name)}", "file", "invalid_file_format") from None
+        raise ApiError(
+            400, f"Invalid file: {exc.message.replace(str(path), shown_name)}", "file", "invalid_file_format"
+        ) from None
     if report["usable"] == 0 or report["rejected"]:
         reasons = "; ".join(report["summary"][:3]) or "the file holds no records"
         where = reasons.replace(f"{path.name}:", "line ")
-        raise ApiError(400, f"Invalid file format: {report['rejected']} of {report['input']} records unusable ({where})",
-                       "file", "invalid_file_format")
+        raise ApiError(
+            400,
+            f"Invalid file format: {report['rejected']} of {report['input']} records unusable ({where})",
+            "file",
+            "invalid_file_format",
+        )
     schema = report["files"][0]["schema"]
     if schema not in GENERATIVE_SCHEMAS:
-        raise ApiError(400, f"Invalid file format: {schema} records cannot fine-tune a chat model; give chat (messages), "
-                            "instruction or prompt/completion records", "file", "invalid_file_format")
+        raise ApiError(
+            400,
+            f"Invalid file format: {schema} records cannot fine-tune a chat model; give chat (messages), "
+            "instruction or prompt/completion records",
+            "file",
+            "invalid_file_format",
+        )
 
 
 async def save_upload(upload: UploadFile, target: Path, limit: int) -> int:
@@ -69,7 +82,9 @@ async def create_file(request: Request, file: UploadFile = File(...), purpose: L
     service = request.app.state.service
     declared = int(request.headers.get("content-length") or 0)
     if declared > service.config.max_upload_bytes + 64 * 1024:
-        raise ApiError(413, f"File is larger than the limit of {service.config.max_upload_bytes} bytes.", "file", "file_too_large")
+        raise ApiError(
+            413, f"File is larger than the limit of {service.config.max_upload_bytes} bytes.", "file", "file_too_large"
+        )
     file_id = new_id("file")
     stored_name = file_id + safe_suffix(file.filename)
     incoming = service.config.files_dir / ".incoming"
@@ -82,8 +97,18 @@ async def create_file(request: Request, file: UploadFile = File(...), purpose: L
     finally:
         partial.unlink(missing_ok=True)
     name = Path((file.filename or "upload.jsonl").replace("\\", "/")).name[:255] or "upload.jsonl"
-    row = service.store.insert("files", {"id": file_id, "filename": name, "bytes": size, "created_at": now(),
-                                         "purpose": purpose, "status": "processed", "stored_name": stored_name})
+    row = service.store.insert(
+        "files",
+        {
+            "id": file_id,
+            "filename": name,
+            "bytes": size,
+            "created_at": now(),
+            "purpose": purpose,
+            "status": "processed",
+            "stored_name": stored_name,
+        },
+    )
     return file_object(row)
 
 
@@ -94,14 +119,30 @@ async def _run_sync(function, *args):
 
 
 @router.get("", response_model=FileList, summary="List files")
-def list_files(request: Request, purpose: str | None = None, after: str | None = None,
-               limit: int = Query(10000, ge=1, le=10000), order: Literal["asc", "desc"] = "desc"):
+def list_files(
+    request: Request,
+    purpose: str | None = None,
+    after: str | None = None,
+    limit: int = Query(10000, ge=1, le=10000),
+    order: Literal["asc", "desc"] = "desc",
+):
     store = request.app.state.service.store
-    rows, more = store.page("files", after, limit, "purpose = ?" if purpose else "", (purpose,) if purpose else (),
-                            newest_first=order == "desc")
+    rows, more = store.page(
+        "files",
+        after,
+        limit,
+        "purpose = ?" if purpose else "",
+        (purpose,) if purpose else (),
+        newest_first=order == "desc",
+    )
     data = [file_object(r) for r in rows]
-    return {"object": "list", "data": data, "has_more": more, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None}
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
 
 
 def find_file(request: Request, file_id: str) -> dict:
@@ -113,12 +154,17 @@ def retrieve_file(request: Request, file_id: str):
     return file_object(find_file(request, file_id))
 
 
-@router.get("/{file_id}/content", summary="Download a file's content", response_class=FileResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get(
+    "/{file_id}/content",
+    summary="Download a file's content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 def file_content(request: Request, file_id: str):
     row = find_file(request, file_id)
-    return FileResponse(stored_path(request.app.state.service, row), media_type="application/octet-stream",
-                        filename=row["filename"])
+    return FileResponse(
+        stored_path(request.app.state.service, row), media_type="application/octet-stream", filename=row["filename"]
+    )
 
 
 @router.delete("/{file_id}", response_model=FileDeleted, summary="Delete a file")

@@ -8,14 +8,33 @@ from tunelab.server.store import new_id, now
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 AUTO_EPOCHS, AUTO_BATCH, AUTO_MULTIPLIER = 3, 8, 1.0
-JOB_FIELDS = ("id", "created_at", "error", "fine_tuned_model", "finished_at", "hyperparameters", "model", "result_files",
-              "seed", "status", "trained_tokens", "training_file", "validation_file", "estimated_finish", "metadata",
-              "method", "suffix")
+JOB_FIELDS = (
+    "id",
+    "created_at",
+    "error",
+    "fine_tuned_model",
+    "finished_at",
+    "hyperparameters",
+    "model",
+    "result_files",
+    "seed",
+    "status",
+    "trained_tokens",
+    "training_file",
+    "validation_file",
+    "estimated_finish",
+    "metadata",
+    "method",
+    "suffix",
+)
 
 
 def job_object(row: dict) -> dict:
-    return {k: row.get(k) for k in JOB_FIELDS} | {"object": "fine_tuning.job", "organization_id": "org-tunelab",
-                                                  "integrations": []}
+    return {k: row.get(k) for k in JOB_FIELDS} | {
+        "object": "fine_tuning.job",
+        "organization_id": "org-tunelab",
+        "integrations": [],
+    }
 
 
 def resolve_hyperparameters(body: JobCreate) -> dict:
@@ -24,14 +43,24 @@ def resolve_hyperparameters(body: JobCreate) -> dict:
     if body.method and body.method.supervised and body.method.supervised.hyperparameters:
         given = body.method.supervised.hyperparameters
     values = given.model_dump() if given else {}
-    resolved = {"n_epochs": values.get("n_epochs"), "batch_size": values.get("batch_size"),
-                "learning_rate_multiplier": values.get("learning_rate_multiplier")}
+    resolved = {
+        "n_epochs": values.get("n_epochs"),
+        "batch_size": values.get("batch_size"),
+        "learning_rate_multiplier": values.get("learning_rate_multiplier"),
+    }
     defaults = {"n_epochs": AUTO_EPOCHS, "batch_size": AUTO_BATCH, "learning_rate_multiplier": AUTO_MULTIPLIER}
     for key, value in resolved.items():
         if value in (None, "auto"):
             resolved[key] = defaults[key]
-        elif (key == "learning_rate_multiplier" and not 0 < value <= 100) or (key != "learning_rate_multiplier" and not 1 <= value <= 1000):
-            raise ApiError(400, f"hyperparameters.{key} is out of range (got {value})", f"hyperparameters.{key}", "invalid_hyperparameter")
+        elif (key == "learning_rate_multiplier" and not 0 < value <= 100) or (
+            key != "learning_rate_multiplier" and not 1 <= value <= 1000
+        ):
+            raise ApiError(
+                400,
+                f"hyperparameters.{key} is out of range (got {value})",
+                f"hyperparameters.{key}",
+                "invalid_hyperparameter",
+            )
     return resolved
 
 
@@ -40,29 +69,55 @@ def check_file(store, file_id: str | None, param: str) -> None:
         return
     row = found(store.get("files", file_id), "file", file_id, param)
     if row["purpose"] != "fine-tune":
-        raise ApiError(400, f"File {file_id} has purpose {row['purpose']!r}, not 'fine-tune'.", param, "invalid_file_purpose")
+        raise ApiError(
+            400, f"File {file_id} has purpose {row['purpose']!r}, not 'fine-tune'.", param, "invalid_file_purpose"
+        )
 
 
 @router.post("", response_model=Job, summary="Create a fine-tuning job")
 def create_job(request: Request, body: JobCreate):
     service = request.app.state.service
     if body.method and body.method.type != "supervised":
-        raise ApiError(400, f"method {body.method.type!r} is not supported here; use 'supervised'.", "method.type", "unsupported_method")
+        raise ApiError(
+            400,
+            f"method {body.method.type!r} is not supported here; use 'supervised'.",
+            "method.type",
+            "unsupported_method",
+        )
     bases = service.config.base_models()
     if body.model not in bases:
-        raise ApiError(404, f"The model '{body.model}' does not exist or cannot be fine-tuned here; "
-                            f"base models: {', '.join(bases)}.", "model", "model_not_found")
+        raise ApiError(
+            404,
+            f"The model '{body.model}' does not exist or cannot be fine-tuned here; base models: {', '.join(bases)}.",
+            "model",
+            "model_not_found",
+        )
     check_file(service.store, body.training_file, "training_file")
     check_file(service.store, body.validation_file, "validation_file")
     hyperparameters = resolve_hyperparameters(body)
     method = {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}
-    row = service.store.insert("jobs", {
-        "id": new_id("ftjob"), "created_at": now(), "model": body.model, "base_name": bases[body.model],
-        "training_file": body.training_file, "validation_file": body.validation_file, "suffix": body.suffix,
-        "seed": body.seed if body.seed is not None else 42, "hyperparameters": hyperparameters, "method": method,
-        "metadata": body.metadata, "status": "validating_files"})
-    service.store.add_event(row["id"], f"Validating training file: {body.training_file}"
-                            + (f" and validation file: {body.validation_file}" if body.validation_file else ""))
+    row = service.store.insert(
+        "jobs",
+        {
+            "id": new_id("ftjob"),
+            "created_at": now(),
+            "model": body.model,
+            "base_name": bases[body.model],
+            "training_file": body.training_file,
+            "validation_file": body.validation_file,
+            "suffix": body.suffix,
+            "seed": body.seed if body.seed is not None else 42,
+            "hyperparameters": hyperparameters,
+            "method": method,
+            "metadata": body.metadata,
+            "status": "validating_files",
+        },
+    )
+    service.store.add_event(
+        row["id"],
+        f"Validating training file: {body.training_file}"
+        + (f" and validation file: {body.validation_file}" if body.validation_file else ""),
+    )
     service.worker.wake()
     return job_object(row)
 
@@ -87,9 +142,15 @@ def cancel_job(request: Request, fine_tuning_job_id: str):
     service = request.app.state.service
     row = find_job(request, fine_tuning_job_id)
     active = ("validating_files", "queued", "running", "paused")
-    if not service.store.update("jobs", row["id"], active, status="cancelled", finished_at=now(), estimated_finish=None):
-        raise ApiError(409, f"Job {row['id']} has already {row['status']}; only unfinished jobs can be cancelled.",
-                       "fine_tuning_job_id", "job_not_cancellable")
+    if not service.store.update(
+        "jobs", row["id"], active, status="cancelled", finished_at=now(), estimated_finish=None
+    ):
+        raise ApiError(
+            409,
+            f"Job {row['id']} has already {row['status']}; only unfinished jobs can be cancelled.",
+            "fine_tuning_job_id",
+            "job_not_cancellable",
+        )
     service.worker.stop_job(row["id"])
     service.store.add_event(row["id"], "Job cancelled by request")
     return job_object(service.store.get("jobs", row["id"]))
@@ -99,10 +160,15 @@ def cancel_job(request: Request, fine_tuning_job_id: str):
 def pause_job(request: Request, fine_tuning_job_id: str):
     service = request.app.state.service
     row = find_job(request, fine_tuning_job_id)
-    if not service.store.update("jobs", row["id"], ("validating_files", "queued", "running"), status="paused",
-                                estimated_finish=None):
-        raise ApiError(409, f"Job {row['id']} is {row['status']}; only queued or running jobs can be paused.",
-                       "fine_tuning_job_id", "job_not_pausable")
+    if not service.store.update(
+        "jobs", row["id"], ("validating_files", "queued", "running"), status="paused", estimated_finish=None
+    ):
+        raise ApiError(
+            409,
+            f"Job {row['id']} is {row['status']}; only queued or running jobs can be paused.",
+            "fine_tuning_job_id",
+            "job_not_pausable",
+        )
     service.worker.stop_job(row["id"])
     service.store.add_event(row["id"], "Job paused; it continues from its last checkpoint when resumed")
     return job_object(service.store.get("jobs", row["id"]))
@@ -114,29 +180,55 @@ def resume_job(request: Request, fine_tuning_job_id: str):
     row = find_job(request, fine_tuning_job_id)
     prepared = (service.config.jobs_dir / row["id"] / "data" / "manifest.json").exists()
     if not service.store.update("jobs", row["id"], ("paused",), status="queued" if prepared else "validating_files"):
-        raise ApiError(409, f"Job {row['id']} is {row['status']}; only paused jobs can be resumed.",
-                       "fine_tuning_job_id", "job_not_resumable")
+        raise ApiError(
+            409,
+            f"Job {row['id']} is {row['status']}; only paused jobs can be resumed.",
+            "fine_tuning_job_id",
+            "job_not_resumable",
+        )
     service.store.add_event(row["id"], "Job resumed; waiting in the queue")
     service.worker.wake()
     return job_object(service.store.get("jobs", row["id"]))
 
 
 @router.get("/{fine_tuning_job_id}/events", response_model=EventList, summary="A job's events, newest first")
-def list_events(request: Request, fine_tuning_job_id: str, after: str | None = None, limit: int = Query(20, ge=1, le=1000)):
+def list_events(
+    request: Request, fine_tuning_job_id: str, after: str | None = None, limit: int = Query(20, ge=1, le=1000)
+):
     row = find_job(request, fine_tuning_job_id)
     rows, more = request.app.state.service.store.page("events", after, limit, "job_id = ?", (row["id"],))
-    data = [{k: r[k] for k in ("id", "created_at", "level", "message", "type", "data")} | {"object": "fine_tuning.job.event"}
-            for r in rows]
+    data = [
+        {k: r[k] for k in ("id", "created_at", "level", "message", "type", "data")}
+        | {"object": "fine_tuning.job.event"}
+        for r in rows
+    ]
     return {"object": "list", "data": data, "has_more": more}
 
 
-@router.get("/{fine_tuning_job_id}/checkpoints", response_model=CheckpointList, summary="A job's checkpoints, newest first")
-def list_checkpoints(request: Request, fine_tuning_job_id: str, after: str | None = None, limit: int = Query(10, ge=1, le=100)):
+@router.get(
+    "/{fine_tuning_job_id}/checkpoints", response_model=CheckpointList, summary="A job's checkpoints, newest first"
+)
+def list_checkpoints(
+    request: Request, fine_tuning_job_id: str, after: str | None = None, limit: int = Query(10, ge=1, le=100)
+):
     row = find_job(request, fine_tuning_job_id)
     rows, more = request.app.state.service.store.page("checkpoints", after, limit, "job_id = ?", (row["id"],))
-    data = [{"id": r["id"], "object": "fine_tuning.job.checkpoint", "created_at": r["created_at"],
-             "fine_tuned_model_checkpoint": r["fine_tuned_model_checkpoint"], "fine_tuning_job_id": r["job_id"],
-             "metrics": r["metrics"], "step_number": r["step_number"]} for r in rows]
-    return {"object": "list", "data": data, "has_more": more, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None}
-
+    data = [
+        {
+            "id": r["id"],
+            "object": "fine_tuning.job.checkpoint",
+            "created_at": r["created_at"],
+            "fine_tuned_model_checkpoint": r["fine_tuned_model_checkpoint"],
+            "fine_tuning_job_id": r["job_id"],
+            "metrics": r["metrics"],
+            "step_number": r["step_number"],
+        }
+        for r in rows
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }

@@ -40,9 +40,18 @@ class ModelPool:
         self.full: dict[str, Ready] = {}
 
     def listing(self) -> list[dict]:
-        models = [{"id": name, "object": "model", "created": 0, "owned_by": "tunelab"} for name in self.config.base_models()]
-        models += [{"id": job["fine_tuned_model"], "object": "model", "created": job["finished_at"] or job["created_at"],
-                    "owned_by": "user"} for job in self.store.fine_tuned_models()]
+        models = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "tunelab"} for name in self.config.base_models()
+        ]
+        models += [
+            {
+                "id": job["fine_tuned_model"],
+                "object": "model",
+                "created": job["finished_at"] or job["created_at"],
+                "owned_by": "user",
+            }
+            for job in self.store.fine_tuned_models()
+        ]
         return models
 
     def target(self, model_id: str) -> Target:

@@ -40,8 +40,10 @@ def mean_token_accuracy(model, tokenizer, records: list[dict], task: str, max_le
     device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, len(examples), 8):
-            batch = collate_padded(examples[start:start + 8], tokenizer.pad_token_id or 0, task)
-            logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+            batch = collate_padded(examples[start : start + 8], tokenizer.pad_token_id or 0, task)
+            logits = model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            ).logits
             targets = batch["targets"].to(device)
             keep = targets != IGNORE
             correct += int((logits.argmax(-1)[keep] == targets[keep]).sum())
@@ -57,8 +59,10 @@ def accuracies(run_dir: Path) -> dict:
     config = run_config(run_dir)
     data = load_prepared(Path(config["data"]["path"][0]))
     max_length = config["model"]["max_length"]
-    return {"train": mean_token_accuracy(loaded.model, loaded.tokenizer, data.train, loaded.task, max_length),
-            "validation": mean_token_accuracy(loaded.model, loaded.tokenizer, data.validation, loaded.task, max_length)}
+    return {
+        "train": mean_token_accuracy(loaded.model, loaded.tokenizer, data.train, loaded.task, max_length),
+        "validation": mean_token_accuracy(loaded.model, loaded.tokenizer, data.validation, loaded.task, max_length),
+    }
 
 
 def run(job_dir: Path) -> dict:

@@ -50,7 +50,9 @@ class Hyperparameters(BaseModel):
 
     n_epochs: Auto | StrictInt | None = Field(None, description="Passes over the training file; auto = 3.")
     batch_size: Auto | StrictInt | None = Field(None, description="Examples per optimizer step; auto = 8.")
-    learning_rate_multiplier: Auto | StrictInt | StrictFloat | None = Field(None, description="Times the method's default rate (2e-4 for LoRA).")
+    learning_rate_multiplier: Auto | StrictInt | StrictFloat | None = Field(
+        None, description="Times the method's default rate (2e-4 for LoRA)."
+    )
 
 
 class SupervisedMethod(BaseModel):

@@ -74,8 +74,10 @@ class Store:
     def insert(self, table: str, row: dict) -> dict:
         keys = list(row)
         with self.lock:
-            self.db.execute(f"INSERT INTO {table} ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
-                            [_value(k, row[k]) for k in keys])
+            self.db.execute(
+                f"INSERT INTO {table} ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
+                [_value(k, row[k]) for k in keys],
+            )
         return self.get(table, row["id"])
 
     def get(self, table: str, ident: str) -> dict | None:
@@ -95,7 +97,9 @@ class Store:
         with self.lock:
             return self.db.execute(f"DELETE FROM {table} WHERE id = ?", (ident,)).rowcount > 0
 
-    def page(self, table: str, after: str | None, limit: int, where: str = "", args=(), newest_first: bool = True) -> tuple[list[dict], bool]:
+    def page(
+        self, table: str, after: str | None, limit: int, where: str = "", args=(), newest_first: bool = True
+    ) -> tuple[list[dict], bool]:
         """One page of rows after the row `after` (by seq), and whether more follow."""
         clauses, values = ([where] if where else []), list(args)
         if after:
@@ -109,7 +113,9 @@ class Store:
         return rows[:limit], len(rows) > limit
 
     def jobs_with_status(self, *statuses: str) -> list[dict]:
-        return self._all(f"SELECT * FROM jobs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses)
+        return self._all(
+            f"SELECT * FROM jobs WHERE status IN ({', '.join('?' * len(statuses))}) ORDER BY seq", statuses
+        )
 
     def claim_next(self, from_status: str, to_status: str, **changes) -> dict | None:
         """Atomically move the oldest job in `from_status` to `to_status` (the queue runs in order)."""
@@ -119,13 +125,34 @@ class Store:
                     return self.get("jobs", job["id"])
         return None
 
-    def add_event(self, job_id: str, message: str, level: str = "info", type: str = "message", data: dict | None = None) -> None:
-        self.insert("events", {"id": new_id("ftevent"), "job_id": job_id, "created_at": now(), "level": level,
-                               "message": message, "type": type, "data": data})
+    def add_event(
+        self, job_id: str, message: str, level: str = "info", type: str = "message", data: dict | None = None
+    ) -> None:
+        self.insert(
+            "events",
+            {
+                "id": new_id("ftevent"),
+                "job_id": job_id,
+                "created_at": now(),
+                "level": level,
+                "message": message,
+                "type": type,
+                "data": data,
+            },
+        )
 
     def add_checkpoint(self, job_id: str, step: int, metrics: dict, model_name: str) -> None:
-        self.insert("checkpoints", {"id": new_id("ftckpt"), "job_id": job_id, "created_at": now(), "step_number": step,
-                                    "metrics": metrics, "fine_tuned_model_checkpoint": model_name})
+        self.insert(
+            "checkpoints",
+            {
+                "id": new_id("ftckpt"),
+                "job_id": job_id,
+                "created_at": now(),
+                "step_number": step,
+                "metrics": metrics,
+                "fine_tuned_model_checkpoint": model_name,
+            },
+        )
 
     def fine_tuned_models(self) -> list[dict]:
         return self._all("SELECT * FROM jobs WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL ORDER BY seq")

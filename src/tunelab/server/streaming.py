@@ -10,8 +10,17 @@ from collections.abc import Iterator
 from tunelab.inference.generate import generation_kwargs, stop_criteria
 
 
-def stream_text(pool, target, prompt: str, max_new_tokens: int, temperature: float, top_p: float,
-                stop: list[str] | None, seed: int | None, counts: dict) -> Iterator[str]:
+def stream_text(
+    pool,
+    target,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop: list[str] | None,
+    seed: int | None,
+    counts: dict,
+) -> Iterator[str]:
     """Yield pieces of the answer; `counts` gets prompt_tokens, completion_tokens and finish_reason."""
     from transformers import TextIteratorStreamer
 
@@ -67,7 +76,7 @@ def _until_stop(pieces: Iterator[str], stop: list[str] | None) -> Iterator[str]:
                 pass
             return
         if len(pending) > hold:
-            yield pending[:len(pending) - hold]
-            pending = pending[len(pending) - hold:]
+            yield pending[: len(pending) - hold]
+            pending = pending[len(pending) - hold :]
     if pending:
         yield pending

@@ -82,12 +82,20 @@ class Worker:
             job_dir = self.config.jobs_dir / job["id"]
             kill_stray_runner(job_dir)
             if job["attempts"] >= self.config.max_attempts:
-                self.fail(job, "interrupted", f"the service stopped while the job ran, {job['attempts']} times; giving up")
+                self.fail(
+                    job, "interrupted", f"the service stopped while the job ran, {job['attempts']} times; giving up"
+                )
                 continue
             checkpoint = latest_intact(job_dir / "run") if (job_dir / "run").exists() else None
-            where = f"its checkpoint at step {int(checkpoint.name.split('-')[-1])}" if checkpoint else "the beginning (no checkpoint yet)"
+            where = (
+                f"its checkpoint at step {int(checkpoint.name.split('-')[-1])}"
+                if checkpoint
+                else "the beginning (no checkpoint yet)"
+            )
             self.store.update("jobs", job["id"], ("running",), status="queued", resume=1, estimated_finish=None)
-            self.store.add_event(job["id"], f"The service restarted while this job ran; it resumes from {where}", "warn")
+            self.store.add_event(
+                job["id"], f"The service restarted while this job ran; it resumes from {where}", "warn"
+            )
 
     # validation ----------------------------------------------------------------------------
     def validate_loop(self) -> None:
@@ -105,20 +113,26 @@ class Worker:
         for param in ("training_file", "validation_file"):
             row = self.store.get("files", job[param]) if job[param] else None
             if job[param] and row is None:
-                return self.fail(job, "invalid_" + param, f"file {job[param]} was deleted before the job started", param)
+                return self.fail(
+                    job, "invalid_" + param, f"file {job[param]} was deleted before the job started", param
+                )
             paths[param] = self.config.files_dir / row["stored_name"] if row else None
         folder = self.config.jobs_dir / job["id"] / "data"
         try:
-            manifest = datasets.prepare_job_data(paths["training_file"], paths["validation_file"], folder, job["seed"],
-                                                 job["base_name"])
+            manifest = datasets.prepare_job_data(
+                paths["training_file"], paths["validation_file"], folder, job["seed"], job["base_name"]
+            )
         except TunelabError as exc:
             return self.fail(job, "invalid_training_file", f"the training data cannot be used: {exc}", "training_file")
         except Exception as exc:  # noqa: BLE001 - any failure ends the job with a reason
             return self.fail(job, "server_error", f"preparing the data failed: {type(exc).__name__}: {exc}")
         if self.store.update("jobs", job["id"], ("validating_files",), status="queued"):
             splits = manifest["splits"]
-            self.store.add_event(job["id"], f"Files validated ({splits['train']} train, {splits['validation']} validation "
-                                            "examples), moving job to queued state")
+            self.store.add_event(
+                job["id"],
+                f"Files validated ({splits['train']} train, {splits['validation']} validation "
+                "examples), moving job to queued state",
+            )
             self.wake()
 
     # training ------------------------------------------------------------------------------
@@ -138,11 +152,21 @@ class Worker:
         job_dir = self.config.jobs_dir / job["id"]
         hp = job["hyperparameters"]
         steps = math.ceil(datasets.train_size(job_dir / "data") / hp["batch_size"]) * hp["n_epochs"]
-        overrides = {"data.path": [str(job_dir / "data")], "model.name": job["base_name"], "out": str(job_dir / "run"),
-                     "method": "lora", "train.epochs": hp["n_epochs"], "train.batch_size": hp["batch_size"],
-                     "train.learning_rate": hp["learning_rate_multiplier"] * METHOD_LEARNING_RATE,
-                     "train.seed": job["seed"], "train.save_steps": max(1, steps // 10), "data.force": True,
-                     "tracking.enabled": False, "eval.enabled": False, **self.config.job_overrides}
+        overrides = {
+            "data.path": [str(job_dir / "data")],
+            "model.name": job["base_name"],
+            "out": str(job_dir / "run"),
+            "method": "lora",
+            "train.epochs": hp["n_epochs"],
+            "train.batch_size": hp["batch_size"],
+            "train.learning_rate": hp["learning_rate_multiplier"] * METHOD_LEARNING_RATE,
+            "train.seed": job["seed"],
+            "train.save_steps": max(1, steps // 10),
+            "data.force": True,
+            "tracking.enabled": False,
+            "eval.enabled": False,
+            **self.config.job_overrides,
+        }
         return {"overrides": overrides, "resume": bool(job["resume"]), "total_steps": steps}
 
     def train(self, job: dict) -> None:
@@ -151,11 +175,17 @@ class Worker:
         write_json(job_dir / "spec.json", spec)
         for stale in ("result.json", "error.json"):
             (job_dir / stale).unlink(missing_ok=True)
-        self.store.add_event(job["id"], "Fine-tuning job started" + (" (resuming from the last checkpoint)" if job["resume"] else ""))
+        self.store.add_event(
+            job["id"], "Fine-tuning job started" + (" (resuming from the last checkpoint)" if job["resume"] else "")
+        )
         with open(job_dir / "train.log", "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "tunelab.server.runner", str(job_dir), str(os.getpid())],
-                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tunelab.server.runner", str(job_dir), str(os.getpid())],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self.processes[job["id"]] = process
         try:
             self.follow(job, process, spec["total_steps"])
@@ -177,15 +207,25 @@ class Worker:
                 last_step = step
                 self.metrics_event(job["id"], record, total_steps)
                 per_step = (time.time() - began) / max(step - first_step, 1)
-                self.store.update("jobs", job["id"], ("running",), last_step=step,
-                                  estimated_finish=int(time.time() + per_step * max(total_steps - step, 0)))
+                self.store.update(
+                    "jobs",
+                    job["id"],
+                    ("running",),
+                    last_step=step,
+                    estimated_finish=int(time.time() + per_step * max(total_steps - step, 0)),
+                )
             if done:
                 return
             time.sleep(POLL_SECONDS)
 
     def metrics_event(self, job_id: str, record: dict, total_steps: int) -> None:
-        data = {"step": record["step"], "train_loss": record.get("loss"), "valid_loss": record.get("eval_loss"),
-                "total_steps": total_steps, "train_mean_token_accuracy": None}
+        data = {
+            "step": record["step"],
+            "train_loss": record.get("loss"),
+            "valid_loss": record.get("eval_loss"),
+            "total_steps": total_steps,
+            "train_mean_token_accuracy": None,
+        }
         message = f"Step {record['step']}/{total_steps}: training loss={record.get('loss', float('nan')):.4f}"
         if record.get("eval_loss") is not None:
             message += f", validation loss={record['eval_loss']:.4f}"
@@ -200,8 +240,14 @@ class Worker:
             return  # queued again at the next start, from the last checkpoint
         if returncode == 0 and (job_dir / "result.json").exists():
             return self.succeed(job, read_json(job_dir / "result.json"), job_dir)
-        error = read_json(job_dir / "error.json") if (job_dir / "error.json").exists() else {
-            "code": "training_failed", "message": f"the training process ended with code {returncode}; see {job_dir / 'train.log'}"}
+        error = (
+            read_json(job_dir / "error.json")
+            if (job_dir / "error.json").exists()
+            else {
+                "code": "training_failed",
+                "message": f"the training process ended with code {returncode}; see {job_dir / 'train.log'}",
+            }
+        )
         self.fail(job, error["code"], error["message"])
 
     def succeed(self, job: dict, result: dict, job_dir: Path) -> None:
@@ -212,15 +258,33 @@ class Worker:
         evaluated = [r for r in records if "eval_loss" in r] or records[-1:]
         for i, record in enumerate(evaluated):
             last = i == len(evaluated) - 1
-            metrics = {"step": float(record["step"]), "train_loss": record.get("loss"), "valid_loss": record.get("eval_loss"),
-                       "full_valid_loss": record.get("eval_loss")}
+            metrics = {
+                "step": float(record["step"]),
+                "train_loss": record.get("loss"),
+                "valid_loss": record.get("eval_loss"),
+                "full_valid_loss": record.get("eval_loss"),
+            }
             if last:
-                metrics.update(train_mean_token_accuracy=accuracy.get("train"), valid_mean_token_accuracy=accuracy.get("validation"),
-                               full_valid_mean_token_accuracy=accuracy.get("validation"))
-            self.store.add_checkpoint(job["id"], record["step"], metrics, name if last else f"{name}:ckpt-step-{record['step']}")
+                metrics.update(
+                    train_mean_token_accuracy=accuracy.get("train"),
+                    valid_mean_token_accuracy=accuracy.get("validation"),
+                    full_valid_mean_token_accuracy=accuracy.get("validation"),
+                )
+            self.store.add_checkpoint(
+                job["id"], record["step"], metrics, name if last else f"{name}:ckpt-step-{record['step']}"
+            )
         summary = result["summary"]
-        self.store.update("jobs", job["id"], ("running",), status="succeeded", fine_tuned_model=name, finished_at=now(),
-                          trained_tokens=summary.get("trained_tokens"), estimated_finish=None, result_files=[result_id])
+        self.store.update(
+            "jobs",
+            job["id"],
+            ("running",),
+            status="succeeded",
+            fine_tuned_model=name,
+            finished_at=now(),
+            trained_tokens=summary.get("trained_tokens"),
+            estimated_finish=None,
+            result_files=[result_id],
+        )
         self.store.add_event(job["id"], f"New fine-tuned model created: {name}")
         self.store.add_event(job["id"], "The job has successfully completed")
 
@@ -230,14 +294,30 @@ class Worker:
         from tunelab.runs import atomic_write_text
 
         atomic_write_text(self.config.files_dir / stored_name, text)
-        self.store.insert("files", {"id": file_id, "filename": "step_metrics.csv", "bytes": len(text.encode()),
-                                    "created_at": now(), "purpose": "fine-tune-results", "status": "processed",
-                                    "stored_name": stored_name})
+        self.store.insert(
+            "files",
+            {
+                "id": file_id,
+                "filename": "step_metrics.csv",
+                "bytes": len(text.encode()),
+                "created_at": now(),
+                "purpose": "fine-tune-results",
+                "status": "processed",
+                "stored_name": stored_name,
+            },
+        )
         return file_id
 
     def fail(self, job: dict, code: str, message: str, param: str | None = None) -> None:
-        if self.store.update("jobs", job["id"], ("validating_files", "queued", "running"), status="failed", finished_at=now(),
-                             estimated_finish=None, error={"code": code, "message": message, "param": param}):
+        if self.store.update(
+            "jobs",
+            job["id"],
+            ("validating_files", "queued", "running"),
+            status="failed",
+            finished_at=now(),
+            estimated_finish=None,
+            error={"code": code, "message": message, "param": param},
+        ):
             self.store.add_event(job["id"], f"Fine-tuning job failed: {message}", "error")
 
 

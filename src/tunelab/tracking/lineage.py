@@ -74,8 +74,13 @@ def git_commit(folder: Path | None = None) -> str | None:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True,
-                               text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -107,11 +112,20 @@ def hardware() -> dict:
 
 def collect(config, manifest: dict) -> dict:
     """Everything needed to say where a run came from."""
-    return {"dataset_version": manifest.get("version"), "dataset_examples": manifest.get("splits"),
-            "base_model": config.model.name, "base_model_weights_sha256": base_model_hash(config.model.name),
-            "method": config.method, "seed": config.train.seed, "tunelab_version": __version__,
-            "git_commit": git_commit(), "libraries": library_versions(), "hardware": hardware(),
-            "trust_remote_code": config.model.trust_remote_code, "allow_pickle": config.model.allow_pickle}
+    return {
+        "dataset_version": manifest.get("version"),
+        "dataset_examples": manifest.get("splits"),
+        "base_model": config.model.name,
+        "base_model_weights_sha256": base_model_hash(config.model.name),
+        "method": config.method,
+        "seed": config.train.seed,
+        "tunelab_version": __version__,
+        "git_commit": git_commit(),
+        "libraries": library_versions(),
+        "hardware": hardware(),
+        "trust_remote_code": config.model.trust_remote_code,
+        "allow_pickle": config.model.allow_pickle,
+    }
 
 
 def write_lineage(run_dir: Path, lineage: dict) -> None:

@@ -74,6 +74,7 @@ def check_reachable(uri: str) -> None:
 
 def guarded(method):
     """Run a tracker call; on the first failure say so once and stop tracking."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         if self.client is None:
@@ -85,6 +86,7 @@ def guarded(method):
         except Exception as exc:
             self.disable(exc)
             return None
+
     return wrapper
 
 
@@ -147,7 +149,7 @@ class MLflowTracker:
 
         items = [Param(key, text_value(value)) for key, value in params.items()]
         for i in range(0, len(items), BATCH_PARAMS):
-            self.client.log_batch(self.run_id, params=items[i:i + BATCH_PARAMS])
+            self.client.log_batch(self.run_id, params=items[i : i + BATCH_PARAMS])
 
     def log_step(self, record: dict) -> None:
         if self.client is None:
@@ -161,11 +163,15 @@ class MLflowTracker:
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)
-        metrics = [Metric(STEP_METRIC_NAMES.get(key, key), float(value), stamp, int(record.get("step", 0)))
-                   for record in self.pending for key, value in record.items() if key != "step" and numeric(value)]
+        metrics = [
+            Metric(STEP_METRIC_NAMES.get(key, key), float(value), stamp, int(record.get("step", 0)))
+            for record in self.pending
+            for key, value in record.items()
+            if key != "step" and numeric(value)
+        ]
         self.pending = []
         for i in range(0, len(metrics), BATCH_METRICS):
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + BATCH_METRICS])
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + BATCH_METRICS])
 
     @guarded
     def log_result(self, summary: dict, evaluation: dict, run_dir: Path) -> None:
@@ -214,8 +220,9 @@ class MLflowTracker:
         artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
         logged = folder_size(weights) <= ARTIFACT_WEIGHTS_LIMIT
         source = f"{artifact_uri}/{weights.name}" if logged else weights.resolve().as_uri()
-        version = self.client.create_model_version(name, source, run_id=self.run_id,
-                                                   tags={"tunelab.run_dir": str(run_dir.resolve())})
+        version = self.client.create_model_version(
+            name, source, run_id=self.run_id, tags={"tunelab.run_dir": str(run_dir.resolve())}
+        )
         say(f"registered {name} version {version.version}")
 
     def close(self, status: str) -> None:
@@ -268,7 +275,11 @@ def open_run(config, run_dir: Path, lineage: dict):
         warnings.simplefilter("ignore")
         client = MlflowClient(tracking_uri=uri)
         experiment = experiment_id(client, config.tracking.experiment, uri)
-        tags = {"tunelab.run_dir": str(Path(run_dir).resolve()), "tunelab.task": str(config.task),
-                **lineage_mod.lineage_tags(lineage), **config.tracking.tags}
+        tags = {
+            "tunelab.run_dir": str(Path(run_dir).resolve()),
+            "tunelab.task": str(config.task),
+            **lineage_mod.lineage_tags(lineage),
+            **config.tracking.tags,
+        }
         run = client.create_run(experiment, tags=tags, run_name=Path(run_dir).name)
     return client, run.info.run_id

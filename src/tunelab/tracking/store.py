@@ -6,10 +6,10 @@ MLflow search filter, so a team's server does the filtering itself.
 
 import re
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tunelab.errors import TunelabError
-from tunelab.tracking.mlflow_tracker import quiet_mlflow, check_reachable
+from tunelab.tracking.mlflow_tracker import check_reachable, quiet_mlflow
 
 METRIC_FILTER = re.compile(r"^\s*([\w.\-/]+)\s*(>=|<=|!=|=|>|<)\s*([-+0-9.eE]+)\s*$")
 LIST_METRICS = ("best_eval_loss", "train_loss", "eval_loss")
@@ -31,8 +31,10 @@ def open_store(uri: str | None = None):
             client = MlflowClient(tracking_uri=uri)
             client.search_experiments(max_results=1)
     except Exception as exc:
-        raise TunelabError(f"tracking store {uri} cannot be read: {str(exc).splitlines()[0][:200] if str(exc) else exc!r}",
-                           "check --store / MLFLOW_TRACKING_URI, or start the tracking server") from None
+        raise TunelabError(
+            f"tracking store {uri} cannot be read: {str(exc).splitlines()[0][:200] if str(exc) else exc!r}",
+            "check --store / MLFLOW_TRACKING_URI, or start the tracking server",
+        ) from None
     return client, uri
 
 
@@ -44,8 +46,9 @@ def literal(value: str) -> str:
     return "'" + str(value).replace("'", "\\'") + "'"
 
 
-def search_filter(tags: list[str] | None = None, dataset_version: str | None = None,
-                  metrics: list[str] | None = None) -> str:
+def search_filter(
+    tags: list[str] | None = None, dataset_version: str | None = None, metrics: list[str] | None = None
+) -> str:
     """An MLflow filter string from --tag key=value, --dataset-version PREFIX and --metric 'name>value'."""
     clauses = []
     for item in tags or []:
@@ -58,7 +61,9 @@ def search_filter(tags: list[str] | None = None, dataset_version: str | None = N
     for item in metrics or []:
         match = METRIC_FILTER.match(item)
         if not match:
-            raise TunelabError(f"--metric {item!r} is not name<op>value", "e.g. --metric 'tuned.rougeL>0.3' (ops: > >= < <= = !=)")
+            raise TunelabError(
+                f"--metric {item!r} is not name<op>value", "e.g. --metric 'tuned.rougeL>0.3' (ops: > >= < <= = !=)"
+            )
         name, op, value = match.groups()
         clauses.append(f"metrics.{quoted(name)} {op} {float(value)}")
     return " and ".join(clauses)
@@ -68,7 +73,9 @@ def experiment_ids(client, experiment: str | None) -> list[str]:
     if experiment:
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            raise TunelabError(f"no experiment named {experiment!r} in the store", "leave --experiment out to search all")
+            raise TunelabError(
+                f"no experiment named {experiment!r} in the store", "leave --experiment out to search all"
+            )
         return [found.experiment_id]
     return [e.experiment_id for e in client.search_experiments()]
 
@@ -78,14 +85,18 @@ def find_runs(client, experiment: str | None = None, filter_string: str = "", li
     if not ids:
         return []
     try:
-        return client.search_runs(ids, filter_string=filter_string, max_results=limit, order_by=["attributes.start_time DESC"])
+        return client.search_runs(
+            ids, filter_string=filter_string, max_results=limit, order_by=["attributes.start_time DESC"]
+        )
     except Exception as exc:
-        raise TunelabError(f"the store refused the filter {filter_string!r}: {str(exc).splitlines()[0][:200]}",
-                           "check the --tag/--metric names") from None
+        raise TunelabError(
+            f"the store refused the filter {filter_string!r}: {str(exc).splitlines()[0][:200]}",
+            "check the --tag/--metric names",
+        ) from None
 
 
 def iso(ms: int | None) -> str | None:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds") if ms else None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds") if ms else None
 
 
 def run_summary(run, experiments: dict | None = None) -> dict:
@@ -97,11 +108,21 @@ def run_summary(run, experiments: dict | None = None) -> dict:
         if primary and f"{model}.{primary}" in metrics:
             key_metrics[f"{model}.{primary}"] = metrics[f"{model}.{primary}"]
     duration = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None
-    return {"run_id": info.run_id, "name": info.run_name, "experiment": (experiments or {}).get(info.experiment_id, info.experiment_id),
-            "status": info.status, "start_time": iso(info.start_time), "duration_seconds": duration,
-            "method": tags.get("tunelab.method"), "base_model": tags.get("tunelab.base_model"),
-            "dataset_version": tags.get("tunelab.dataset_version"), "run_dir": tags.get("tunelab.run_dir"),
-            "primary_metric": primary, "metrics": key_metrics, "tags": user_tags(tags)}
+    return {
+        "run_id": info.run_id,
+        "name": info.run_name,
+        "experiment": (experiments or {}).get(info.experiment_id, info.experiment_id),
+        "status": info.status,
+        "start_time": iso(info.start_time),
+        "duration_seconds": duration,
+        "method": tags.get("tunelab.method"),
+        "base_model": tags.get("tunelab.base_model"),
+        "dataset_version": tags.get("tunelab.dataset_version"),
+        "run_dir": tags.get("tunelab.run_dir"),
+        "primary_metric": primary,
+        "metrics": key_metrics,
+        "tags": user_tags(tags),
+    }
 
 
 def user_tags(tags: dict) -> dict:
@@ -120,8 +141,9 @@ def list_runs(client, experiment=None, tags=None, dataset_version=None, metrics=
 
 def resolve_run(client, ident: str):
     """A run by id, unique id prefix, run name or run folder path."""
-    from mlflow.exceptions import MlflowException
     from pathlib import Path
+
+    from mlflow.exceptions import MlflowException
 
     if re.fullmatch(r"[0-9a-f]{32}", ident):
         try:
@@ -130,8 +152,13 @@ def resolve_run(client, ident: str):
             pass
     candidates = find_runs(client, None, "", 5000)
     folder = str(Path(ident).expanduser().resolve()) if Path(ident).expanduser().exists() else None
-    matches = [r for r in candidates if r.info.run_id.startswith(ident) or r.info.run_name == ident
-               or (folder and r.data.tags.get("tunelab.run_dir") == folder)]
+    matches = [
+        r
+        for r in candidates
+        if r.info.run_id.startswith(ident)
+        or r.info.run_name == ident
+        or (folder and r.data.tags.get("tunelab.run_dir") == folder)
+    ]
     if not matches:
         raise TunelabError(f"no run {ident!r} in the store", "see `tunelab runs list` for ids and names")
     if len({r.info.run_id for r in matches}) > 1:
@@ -143,8 +170,14 @@ def resolve_run(client, ident: str):
 def show_run(client, ident: str) -> dict:
     run = resolve_run(client, ident)
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
-    return {**run_summary(run, experiment_names(client)), "params": dict(run.data.params), "metrics": dict(run.data.metrics),
-            "tags": dict(run.data.tags), "artifact_uri": run.info.artifact_uri, "artifacts": artifacts}
+    return {
+        **run_summary(run, experiment_names(client)),
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": dict(run.data.tags),
+        "artifact_uri": run.info.artifact_uri,
+        "artifacts": artifacts,
+    }
 
 
 def compare_runs(client, idents: list[str]) -> dict:
@@ -154,8 +187,11 @@ def compare_runs(client, idents: list[str]) -> dict:
     runs = [resolve_run(client, ident) for ident in idents]
     ids = [r.info.run_id for r in runs]
     param_keys = sorted({k for r in runs for k in r.data.params})
-    differing = {k: {r.info.run_id: r.data.params.get(k) for r in runs} for k in param_keys
-                 if len({r.data.params.get(k) for r in runs}) > 1}
+    differing = {
+        k: {r.info.run_id: r.data.params.get(k) for r in runs}
+        for k in param_keys
+        if len({r.data.params.get(k) for r in runs}) > 1
+    }
     metric_keys = sorted({k for r in runs for k in r.data.metrics})
     metrics = {k: {r.info.run_id: r.data.metrics.get(k) for r in runs} for k in metric_keys}
     return {"runs": [run_summary(r) for r in runs], "run_ids": ids, "params_differing": differing, "metrics": metrics}

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import torch
 
 IGNORE = -100
-FALLBACK_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 @dataclass
@@ -35,19 +37,23 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         if message["role"] != "assistant" or message.get("weight", 1) == 0:
             continue
         start = len(tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True))
-        end = len(tokenizer.apply_chat_template(messages[:index + 1], tokenize=False))
+        end = len(tokenizer.apply_chat_template(messages[: index + 1], tokenize=False))
         spans.append((start, end))
     return tokenizer.apply_chat_template(messages, tokenize=False), spans
 
 
 def encode_chat(tokenizer, messages: list[dict], loss_on: str, max_length: int) -> Example:
     text, spans = assistant_spans(tokenizer, messages)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
+    encoded = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length
+    )
     ids = encoded["input_ids"]
     if loss_on == "all":
         return Example(ids, list(ids))
-    labels = [token if any(s <= begin < e for s, e in spans) else IGNORE
-              for token, (begin, _) in zip(ids, encoded["offset_mapping"])]
+    labels = [
+        token if any(s <= begin < e for s, e in spans) else IGNORE
+        for token, (begin, _) in zip(ids, encoded["offset_mapping"])
+    ]
     return Example(ids, labels)
 
 
@@ -58,8 +64,15 @@ def encode_text(tokenizer, text: str, max_length: int) -> Example:
     return Example(ids, list(ids))
 
 
-def encode_record(record: dict, tokenizer, task: str, *, max_length: int, loss_on: str = "assistant",
-                  label_ids: dict[str, int] | None = None) -> Example:
+def encode_record(
+    record: dict,
+    tokenizer,
+    task: str,
+    *,
+    max_length: int,
+    loss_on: str = "assistant",
+    label_ids: dict[str, int] | None = None,
+) -> Example:
     if task == "classification":
         ids = tokenizer(record["text"], truncation=True, max_length=max_length)["input_ids"]
         return Example(ids, [label_ids[record["label"]]])
@@ -99,7 +112,11 @@ def collate_packed(row: list[Example]) -> dict:
         ids += example.input_ids
         positions += list(range(len(example.input_ids)))
         targets += example.labels[1:] + [IGNORE]  # next-token targets, never across examples
-    return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([positions]), "targets": torch.tensor([targets])}
+    return {
+        "input_ids": torch.tensor([ids]),
+        "position_ids": torch.tensor([positions]),
+        "targets": torch.tensor([targets]),
+    }
 
 
 def collate_padded(examples: list[Example], pad_id: int, task: str) -> dict:
@@ -108,8 +125,8 @@ def collate_padded(examples: list[Example], pad_id: int, task: str) -> dict:
     ids = torch.full((len(examples), width), pad_id)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
-        ids[row, :len(example.input_ids)] = torch.tensor(example.input_ids)
-        mask[row, :len(example.input_ids)] = 1
+        ids[row, : len(example.input_ids)] = torch.tensor(example.input_ids)
+        mask[row, : len(example.input_ids)] = 1
     batch = {"input_ids": ids, "attention_mask": mask}
     if task == "classification":
         batch["targets"] = torch.tensor([e.labels[0] for e in examples])
@@ -117,22 +134,26 @@ def collate_padded(examples: list[Example], pad_id: int, task: str) -> dict:
         target_width = max(len(e.labels) for e in examples)
         batch["targets"] = torch.full((len(examples), target_width), IGNORE)
         for row, example in enumerate(examples):
-            batch["targets"][row, :len(example.labels)] = torch.tensor(example.labels)
+            batch["targets"][row, : len(example.labels)] = torch.tensor(example.labels)
     else:
         targets = torch.full((len(examples), width), IGNORE)
         for row, example in enumerate(examples):
-            targets[row, :len(example.labels) - 1] = torch.tensor(example.labels[1:])
+            targets[row, : len(example.labels) - 1] = torch.tensor(example.labels[1:])
         batch["targets"] = targets
     return batch
 
 
-def micro_batches(examples: list[Example], task: str, *, packing: bool, token_budget: int, micro_batch_size: int,
-                  pad_id: int) -> list[dict]:
+def micro_batches(
+    examples: list[Example], task: str, *, packing: bool, token_budget: int, micro_batch_size: int, pad_id: int
+) -> list[dict]:
     """Split one optimizer step's examples into forward passes."""
     if packing and task == "causal-lm":
         return [collate_packed(row) for row in pack(examples, token_budget)]
     ordered = sorted(examples, key=lambda e: len(e.input_ids))  # less padding inside each pass
-    return [collate_padded(ordered[i:i + micro_batch_size], pad_id, task) for i in range(0, len(ordered), micro_batch_size)]
+    return [
+        collate_padded(ordered[i : i + micro_batch_size], pad_id, task)
+        for i in range(0, len(ordered), micro_batch_size)
+    ]
 
 
 def non_padding_tokens(batch: dict) -> int:
@@ -148,8 +169,16 @@ def eval_loss(model, tokenizer, records: list[dict], task: str, max_length: int 
     label_ids = getattr(model.config, "label2id", None) if task == "classification" else None
     examples = [encode_record(r, tokenizer, task, max_length=max_length, label_ids=label_ids) for r in records]
     device = next(model.parameters()).device
-    passes = ({k: v.to(device) for k, v in batch.items()}
-              for start in range(0, len(examples), batch_size)
-              for batch in micro_batches(examples[start:start + batch_size], task, packing=True, token_budget=4096,
-                                         micro_batch_size=batch_size, pad_id=tokenizer.pad_token_id or 0))
+    passes = (
+        {k: v.to(device) for k, v in batch.items()}
+        for start in range(0, len(examples), batch_size)
+        for batch in micro_batches(
+            examples[start : start + batch_size],
+            task,
+            packing=True,
+            token_budget=4096,
+            micro_batch_size=batch_size,
+            pad_id=tokenizer.pad_token_id or 0,
+        )
+    )
     return mean_loss(model, passes, task)

@@ -53,8 +53,10 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, loop_state: dict
         shutil.rmtree(partial, ignore_errors=True)
         previous = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
         kept = f"the last good checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-        raise TrainingError(f"cannot write checkpoint {final.name} in {root}: {exc.strerror or exc}; {kept}",
-                            "free disk space or fix the folder's permissions, then `tunelab train --resume RUN_DIR`") from None
+        raise TrainingError(
+            f"cannot write checkpoint {final.name} in {root}: {exc.strerror or exc}; {kept}",
+            "free disk space or fix the folder's permissions, then `tunelab train --resume RUN_DIR`",
+        ) from None
     _prune(root, keep)
     return final
 
@@ -116,5 +118,7 @@ def load_checkpoint(folder: Path, model, optimizer) -> dict:
         set_rng_state(saved["rng"])
         return json.loads((folder / "state.json").read_text())
     except (OSError, pickle.UnpicklingError, SafetensorError, RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise TrainingError(f"cannot read checkpoint {folder.name} in {folder.parent}: {str(exc).splitlines()[0][:200]}",
-                            "delete that folder to resume from an earlier checkpoint, or start the run afresh") from None
+        raise TrainingError(
+            f"cannot read checkpoint {folder.name} in {folder.parent}: {str(exc).splitlines()[0][:200]}",
+            "delete that folder to resume from an earlier checkpoint, or start the run afresh",
+        ) from None

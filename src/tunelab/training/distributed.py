@@ -23,7 +23,7 @@ class Parallel:
         return self.rank == 0
 
     def shard(self, items: list) -> list:
-        return items[self.rank::self.world]
+        return items[self.rank :: self.world]
 
     def total(self, value: float) -> float:
         """Sum of `value` over all ranks."""
@@ -62,11 +62,30 @@ def current() -> Parallel:
     return Parallel(accelerator.process_index, accelerator.num_processes, accelerator)
 
 
-def launch_command(num_processes: int, num_machines: int, machine_rank: int, main_process_ip: str | None,
-                   main_process_port: int | None, strategy: str, train_args: list[str]) -> list[str]:
+def launch_command(
+    num_processes: int,
+    num_machines: int,
+    machine_rank: int,
+    main_process_ip: str | None,
+    main_process_port: int | None,
+    strategy: str,
+    train_args: list[str],
+) -> list[str]:
     """`accelerate launch … -m tunelab.train ARGS`: Accelerate starts one process per device."""
-    command = ["accelerate", "launch", "--num_processes", str(num_processes), "--num_machines", str(num_machines),
-               "--machine_rank", str(machine_rank), "--mixed_precision", "no", "--dynamo_backend", "no"]
+    command = [
+        "accelerate",
+        "launch",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        str(num_machines),
+        "--machine_rank",
+        str(machine_rank),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
     if main_process_ip:
         command += ["--main_process_ip", main_process_ip]
     if main_process_port:
@@ -77,8 +96,21 @@ def launch_command(num_processes: int, num_machines: int, machine_rank: int, mai
 
 STRATEGY_FLAGS = {
     "ddp": ["--multi_gpu"],
-    "fsdp": ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP"],
+    "fsdp": [
+        "--use_fsdp",
+        "--fsdp_sharding_strategy",
+        "FULL_SHARD",
+        "--fsdp_auto_wrap_policy",
+        "TRANSFORMER_BASED_WRAP",
+    ],
     "deepspeed-zero2": ["--use_deepspeed", "--zero_stage", "2"],
-    "deepspeed-zero3": ["--use_deepspeed", "--zero_stage", "3", "--offload_param_device", "cpu",
-                        "--offload_optimizer_device", "cpu"],
+    "deepspeed-zero3": [
+        "--use_deepspeed",
+        "--zero_stage",
+        "3",
+        "--offload_param_device",
+        "cpu",
+        "--offload_optimizer_device",
+        "cpu",
+    ],
 }

@@ -15,8 +15,8 @@ from tunelab.errors import TrainingError
 from tunelab.progress import say
 from tunelab.runs import MetricsLog
 from tunelab.training import checkpoint
-from tunelab.training.distributed import Parallel
 from tunelab.training.batches import Example, micro_batches, non_padding_tokens, trained_tokens
+from tunelab.training.distributed import Parallel
 from tunelab.training.losses import distill_loss, mean_loss, pass_loss
 from tunelab.training.precision import add_neftune, autocast, loss_scaler
 from tunelab.training.schedule import learning_rate_at
@@ -64,14 +64,16 @@ def step_examples(examples: list[Example], step: int, batch_size: int, seed: int
     steps_per_epoch = math.ceil(len(examples) / batch_size)
     epoch, index = divmod(step, steps_per_epoch)
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
-    return [examples[i] for i in order[index * batch_size:(index + 1) * batch_size]]
+    return [examples[i] for i in order[index * batch_size : (index + 1) * batch_size]]
 
 
 def make_optimizer(model, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW, decaying matrices only; fused kernels where torch has them for the device."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     try:
         return torch.optim.AdamW(groups, lr=learning_rate, fused=True)
     except (RuntimeError, TypeError):
@@ -79,27 +81,48 @@ def make_optimizer(model, learning_rate: float, weight_decay: float) -> torch.op
 
 
 def batches_for(examples: list[Example], s: LoopSettings, device) -> list[dict]:
-    passes = micro_batches(examples, s.task, packing=s.packing, token_budget=s.token_budget,
-                           micro_batch_size=s.micro_batch_size, pad_id=s.pad_id)
+    passes = micro_batches(
+        examples,
+        s.task,
+        packing=s.packing,
+        token_budget=s.token_budget,
+        micro_batch_size=s.micro_batch_size,
+        pad_id=s.pad_id,
+    )
     return [{k: v.to(device) for k, v in batch.items()} for batch in passes]
 
 
 def evaluation_loss(model, examples: list[Example], s: LoopSettings, class_weights=None) -> float:
     """Mean loss per trained target over a held-out split."""
     device = next(model.parameters()).device
-    passes = (batch for start in range(0, len(examples), s.batch_size)
-              for batch in batches_for(examples[start:start + s.batch_size], s, device))
+    passes = (
+        batch
+        for start in range(0, len(examples), s.batch_size)
+        for batch in batches_for(examples[start : start + s.batch_size], s, device)
+    )
     return mean_loss(model, passes, s.task, class_weights)
 
 
-def forward_backward(model, passes: list[dict], s: LoopSettings, *, scale: float, step_targets: float, scaler,
-                     class_weights=None, teacher=None) -> float:
+def forward_backward(
+    model,
+    passes: list[dict],
+    s: LoopSettings,
+    *,
+    scale: float,
+    step_targets: float,
+    scaler,
+    class_weights=None,
+    teacher=None,
+) -> float:
     """Accumulate the gradients of one optimizer step; returns this rank's summed loss."""
     step_loss = 0.0
     for batch in passes:
         with autocast(s.precision, s.device):
-            loss = (distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha) if teacher is not None
-                    else pass_loss(model, batch, s.task, class_weights))
+            loss = (
+                distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha)
+                if teacher is not None
+                else pass_loss(model, batch, s.task, class_weights)
+            )
         scaler.scale(loss * scale / step_targets).backward()
         step_loss += float(loss.detach()) if scale else 0.0
     return step_loss
@@ -111,17 +134,32 @@ def shrink_after_oom(s: LoopSettings, optimizer, step: int) -> LoopSettings:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if s.micro_batch_size == 1 and s.token_budget <= 256:
-        raise TrainingError(f"out of memory at step {step + 1} even with one example per pass",
-                            "use a smaller model, LoRA/QLoRA, gradient checkpointing or a shorter model.max_length")
+        raise TrainingError(
+            f"out of memory at step {step + 1} even with one example per pass",
+            "use a smaller model, LoRA/QLoRA, gradient checkpointing or a shorter model.max_length",
+        )
     smaller = replace(s, micro_batch_size=max(1, s.micro_batch_size // 2), token_budget=max(256, s.token_budget // 2))
-    say(f"[yellow]out of memory at step {step + 1}:[/] micro-batch {s.micro_batch_size} -> {smaller.micro_batch_size}, "
-        f"packed row {s.token_budget} -> {smaller.token_budget} tokens; gradient accumulation keeps the batch at {s.batch_size}")
+    say(
+        f"[yellow]out of memory at step {step + 1}:[/] micro-batch {s.micro_batch_size} -> {smaller.micro_batch_size}, "
+        f"packed row {s.token_budget} -> {smaller.token_budget} tokens; gradient accumulation keeps the batch at {s.batch_size}"
+    )
     return smaller
 
 
-def train_loop(model, train: list[Example], validation: list[Example], s: LoopSettings, *, run_dir: Path,
-               log: MetricsLog, class_weights=None, teacher=None, resume_from: Path | None = None,
-               on_eval=None, parallel: Parallel | None = None) -> LoopResult:
+def train_loop(
+    model,
+    train: list[Example],
+    validation: list[Example],
+    s: LoopSettings,
+    *,
+    run_dir: Path,
+    log: MetricsLog,
+    class_weights=None,
+    teacher=None,
+    resume_from: Path | None = None,
+    on_eval=None,
+    parallel: Parallel | None = None,
+) -> LoopResult:
     """Train for s.total_steps optimizer steps; log, validate, checkpoint, stop early, restore best."""
     parallel = parallel or Parallel()
     device = next(model.parameters()).device
@@ -153,20 +191,36 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
             say(f"[yellow]warning:[/] step {step + 1} has no trained tokens; skipped")
             step += 1
             continue
-        lr = learning_rate_at(step, peak=s.learning_rate, total_steps=s.total_steps, warmup_steps=s.warmup_steps, schedule=s.scheduler)
+        lr = learning_rate_at(
+            step, peak=s.learning_rate, total_steps=s.total_steps, warmup_steps=s.warmup_steps, schedule=s.scheduler
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
-            step_loss = parallel.total(forward_backward(model, passes, s, scale=scale, step_targets=step_targets,
-                                                        scaler=scaler, class_weights=class_weights, teacher=teacher))
+            step_loss = parallel.total(
+                forward_backward(
+                    model,
+                    passes,
+                    s,
+                    scale=scale,
+                    step_targets=step_targets,
+                    scaler=scaler,
+                    class_weights=class_weights,
+                    teacher=teacher,
+                )
+            )
         except torch.OutOfMemoryError:
             s = shrink_after_oom(s, optimizer, step)
             continue
         if not math.isfinite(step_loss):
-            raise TrainingError(f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
-                                "lower the learning rate or check the data for empty or extreme examples")
+            raise TrainingError(
+                f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
+                "lower the learning rate or check the data for empty or extreme examples",
+            )
         scaler.unscale_(optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm))
+        grad_norm = float(
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm)
+        )
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -174,11 +228,19 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
         step_tokens = parallel.total(sum(non_padding_tokens(b) for b in passes) if share else 0)
         state["tokens_seen"] += int(step_tokens)
         step += 1
-        record = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": step_loss / step_targets,
-                  "learning_rate": lr, "grad_norm": grad_norm, "tokens_per_second": step_tokens / (time.time() - tick)}
+        record = {
+            "step": step,
+            "epoch": round(step / steps_per_epoch, 4),
+            "loss": step_loss / step_targets,
+            "learning_rate": lr,
+            "grad_norm": grad_norm,
+            "tokens_per_second": step_tokens / (time.time() - tick),
+        }
         if step % s.eval_steps == 0 or step == s.total_steps:
             record["eval_loss"] = evaluation_loss(model, validation, s, class_weights) if validation else None
-            best_weights = _track_best(bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience))
+            best_weights = _track_best(
+                bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience)
+            )
         if parallel.is_main:
             if step % s.logging_steps == 0 or "eval_loss" in record:
                 log.append(record)
@@ -195,7 +257,9 @@ def train_loop(model, train: list[Example], validation: list[Example], s: LoopSe
     if best_weights is not None and s.early_stopping_patience:
         bare_model.load_state_dict(best_weights, strict=False)
     stopped_early = bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience)
-    return LoopResult(step, state["best_eval_loss"], stopped_early, state["trained_tokens"], time.time() - began, state["tokens_seen"])
+    return LoopResult(
+        step, state["best_eval_loss"], stopped_early, state["trained_tokens"], time.time() - began, state["tokens_seen"]
+    )
 
 
 def _track_best(model, eval_loss, state: dict, best_weights, keep_weights: bool):
@@ -216,6 +280,9 @@ def _progress(total: int, start: int):
     def show(step: int, record: dict) -> None:
         eta = (time.time() - began) / max(step - start, 1) * (total - step)
         extra = f" eval_loss {record['eval_loss']:.4f}" if record.get("eval_loss") is not None else ""
-        say(f"step {step}/{total} loss {record['loss']:.4f}{extra} lr {record['learning_rate']:.2e} "
-            f"{record['tokens_per_second']:.0f} tok/s ETA {eta:.0f}s")
+        say(
+            f"step {step}/{total} loss {record['loss']:.4f}{extra} lr {record['learning_rate']:.2e} "
+            f"{record['tokens_per_second']:.0f} tok/s ETA {eta:.0f}s"
+        )
+
     return show

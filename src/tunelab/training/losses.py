@@ -17,10 +17,12 @@ def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor
     targets = batch["targets"]
     if targets.shape[0] == 1 and "position_ids" in batch:  # packed row: project only where trained
         keep = (targets[0] != IGNORE).nonzero().squeeze(-1)
-        out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False)
+        out = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False
+        )
         return out.logits[0], targets[0, keep]
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    logits = out.logits[:, -targets.shape[1]:]  # prompt tuning prepends virtual-token positions
+    logits = out.logits[:, -targets.shape[1] :]  # prompt tuning prepends virtual-token positions
     mask = targets != IGNORE
     return logits[mask], targets[mask]
 
@@ -32,7 +34,9 @@ def pass_loss(model, batch: dict, task: str, class_weights: torch.Tensor | None 
         return F.cross_entropy(logits.float(), batch["targets"], weight=class_weights, reduction="sum")
     if task == "seq2seq":
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["targets"])
-        return F.cross_entropy(out.logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=IGNORE, reduction="sum")
+        return F.cross_entropy(
+            out.logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=IGNORE, reduction="sum"
+        )
     logits, targets = lm_logits_at_targets(model, batch)
     return F.cross_entropy(logits.float(), targets, reduction="sum")
 
@@ -43,8 +47,15 @@ def distill_loss(student, teacher, batch: dict, temperature: float, alpha: float
     with torch.no_grad():
         teacher_logits, _ = lm_logits_at_targets(teacher, batch)
     hard = F.cross_entropy(student_logits.float(), targets, reduction="sum")
-    soft = F.kl_div(F.log_softmax(student_logits.float() / temperature, -1), F.log_softmax(teacher_logits.float() / temperature, -1),
-                    log_target=True, reduction="sum") * temperature ** 2
+    soft = (
+        F.kl_div(
+            F.log_softmax(student_logits.float() / temperature, -1),
+            F.log_softmax(teacher_logits.float() / temperature, -1),
+            log_target=True,
+            reduction="sum",
+        )
+        * temperature**2
+    )
     return alpha * soft + (1 - alpha) * hard
 
 

@@ -44,7 +44,9 @@ class TrainingMemory:
             return self
         parameters = [p for m in self.models for p in m.parameters()]
         with torch.no_grad():
-            for parameter in parameters:  # reading every weight makes memory-mapped weights resident before the baseline
+            for (
+                parameter
+            ) in parameters:  # reading every weight makes memory-mapped weights resident before the baseline
                 parameter.sum()
         self.weight_bytes = sum(p.numel() * p.element_size() for p in parameters)
         self.exact = PROC_STATUS.exists() and _reset_high_water_mark()

@@ -42,4 +42,5 @@ def add_neftune(model, alpha: float):
             return output
         scale = alpha / math.sqrt(output.shape[-2] * output.shape[-1])
         return output + torch.empty_like(output).uniform_(-scale, scale)
+
     return embeddings.register_forward_hook(noisy)
