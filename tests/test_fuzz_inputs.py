@@ -79,8 +79,8 @@ def test_parquet_with_nested_and_odd_types_gives_records_or_rejects(tmp_path):
 )
 def test_service_upload_check_gives_400_or_accepts(tmp_path, data, suffix):
     """Every upload is hostile: check_upload accepts it or answers an OpenAI-style 400, never another exception."""
-    from tunelab.server.errors import ApiError
-    from tunelab.server.files import check_upload
+    from tunelab.server.api_errors import ApiError
+    from tunelab.server.routes.files import check_upload
 
     path = tmp_path / f"upload{suffix}"
     path.write_bytes(data)

@@ -64,9 +64,9 @@ def test_corpus_through_the_cli_in_process(tmp_path, run_cli, argv, path):
 
 @pytest.mark.parametrize("path", UPLOADS + [p for p in DATA if p.is_file()], ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_corpus_as_service_uploads(tmp_path, path):
-    """The service's upload check (tunelab.server.files.check_upload) accepts a file or answers 400."""
-    from tunelab.server.errors import ApiError
-    from tunelab.server.files import check_upload, safe_suffix
+    """The service's upload check (tunelab.server.routes.files.check_upload) accepts a file or answers 400."""
+    from tunelab.server.api_errors import ApiError
+    from tunelab.server.routes.files import check_upload, safe_suffix
 
     upload = tmp_path / f"upload{safe_suffix(path.name)}"
     upload.write_bytes(path.read_bytes())

@@ -12,7 +12,7 @@ import yaml
 
 from tunelab.evaluation import figures
 from tunelab.evaluation.html_parts import CSS, esc, fmt, table
-from tunelab.evaluation.report_probes import probes_section
+from tunelab.evaluation.probes.report import probes_section
 from tunelab.runs import MetricsLog, atomic_write_text
 
 

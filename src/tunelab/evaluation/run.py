@@ -24,7 +24,7 @@ from tunelab.evaluation.predict import (
     reference,
     source_text,
 )
-from tunelab.evaluation.probes_run import run_probes
+from tunelab.evaluation.probes.run import run_probes
 from tunelab.progress import say
 
 

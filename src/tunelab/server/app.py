@@ -10,11 +10,11 @@ from starlette.exceptions import HTTPException
 
 from tunelab import __version__
 from tunelab.errors import TunelabError
-from tunelab.server import files, inference, jobs
+from tunelab.server.api_errors import ApiError, error_response
 from tunelab.server.config import ServeConfig
-from tunelab.server.errors import ApiError, error_response
-from tunelab.server.models import ModelPool
+from tunelab.server.model_pool import ModelPool
 from tunelab.server.openapi import openai_errors_in_schema
+from tunelab.server.routes import files, inference, jobs
 from tunelab.server.store import Store
 from tunelab.server.worker import Worker
 

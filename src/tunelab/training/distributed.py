@@ -71,7 +71,7 @@ def launch_command(
     strategy: str,
     train_args: list[str],
 ) -> list[str]:
-    """`accelerate launch … -m tunelab.train ARGS`: Accelerate starts one process per device."""
+    """`accelerate launch … -m tunelab.cli.launch ARGS`: Accelerate starts one process per device."""
     command = [
         "accelerate",
         "launch",
@@ -91,7 +91,7 @@ def launch_command(
     if main_process_port:
         command += ["--main_process_port", str(main_process_port)]
     command += STRATEGY_FLAGS[strategy]
-    return command + ["-m", "tunelab.train", *train_args]
+    return command + ["-m", "tunelab.cli.launch", *train_args]
 
 
 STRATEGY_FLAGS = {

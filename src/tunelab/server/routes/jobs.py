@@ -1,8 +1,12 @@
 """/v1/fine_tuning/jobs: create, list, retrieve, cancel, pause, resume, events, checkpoints."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 
-from tunelab.server.errors import ApiError, found
+from tunelab.server.api_errors import ApiError, found
 from tunelab.server.schemas import CheckpointList, EventList, Job, JobCreate, JobList
 from tunelab.server.store import new_id, now
 
@@ -137,58 +141,77 @@ def retrieve_job(request: Request, fine_tuning_job_id: str):
     return job_object(find_job(request, fine_tuning_job_id))
 
 
-@router.post("/{fine_tuning_job_id}/cancel", response_model=Job, summary="Cancel a job that has not finished")
-def cancel_job(request: Request, fine_tuning_job_id: str):
+@dataclass(frozen=True)
+class JobAction:
+    """What cancel, pause or resume sets on a job, logs and tells the worker, and its 409 when the status forbids it."""
+
+    changes: Callable[[Any, dict], dict]  # (service, job row) -> the columns to set
+    refusal: str  # follows "Job ID ", given the job's {status}
+    code: str
+    event: str
+    stops_run: bool  # True: stop the job's runner before logging the event; False: wake the worker after it
+
+
+def resumed_changes(service, row: dict) -> dict:
+    prepared = (service.config.jobs_dir / row["id"] / "data" / "manifest.json").exists()
+    return {"status": "queued" if prepared else "validating_files"}
+
+
+CANCEL = JobAction(
+    changes=lambda service, row: {"status": "cancelled", "finished_at": now(), "estimated_finish": None},
+    refusal="has already {status}; only unfinished jobs can be cancelled.",
+    code="job_not_cancellable",
+    event="Job cancelled by request",
+    stops_run=True,
+)
+PAUSE = JobAction(
+    changes=lambda service, row: {"status": "paused", "estimated_finish": None},
+    refusal="is {status}; only queued or running jobs can be paused.",
+    code="job_not_pausable",
+    event="Job paused; it continues from its last checkpoint when resumed",
+    stops_run=True,
+)
+RESUME = JobAction(
+    changes=resumed_changes,
+    refusal="is {status}; only paused jobs can be resumed.",
+    code="job_not_resumable",
+    event="Job resumed; waiting in the queue",
+    stops_run=False,
+)
+
+
+def transition_job(request: Request, job_id: str, allowed: tuple[str, ...], action: JobAction) -> dict:
+    """Move a job whose status is one of `allowed` as `action` says, and answer the updated job; 409 otherwise."""
     service = request.app.state.service
-    row = find_job(request, fine_tuning_job_id)
-    active = ("validating_files", "queued", "running", "paused")
-    if not service.store.update(
-        "jobs", row["id"], active, status="cancelled", finished_at=now(), estimated_finish=None
-    ):
+    row = find_job(request, job_id)
+    if not service.store.update("jobs", row["id"], allowed, **action.changes(service, row)):
         raise ApiError(
             409,
-            f"Job {row['id']} has already {row['status']}; only unfinished jobs can be cancelled.",
+            f"Job {row['id']} {action.refusal.format(status=row['status'])}",
             "fine_tuning_job_id",
-            "job_not_cancellable",
+            action.code,
         )
-    service.worker.stop_job(row["id"])
-    service.store.add_event(row["id"], "Job cancelled by request")
+    if action.stops_run:
+        service.worker.stop_job(row["id"])
+    service.store.add_event(row["id"], action.event)
+    if not action.stops_run:
+        service.worker.wake()  # after the event, so it precedes whatever the worker logs next
     return job_object(service.store.get("jobs", row["id"]))
+
+
+@router.post("/{fine_tuning_job_id}/cancel", response_model=Job, summary="Cancel a job that has not finished")
+def cancel_job(request: Request, fine_tuning_job_id: str):
+    return transition_job(request, fine_tuning_job_id, ("validating_files", "queued", "running", "paused"), CANCEL)
 
 
 @router.post("/{fine_tuning_job_id}/pause", response_model=Job, summary="Pause a queued or running job")
 def pause_job(request: Request, fine_tuning_job_id: str):
-    service = request.app.state.service
-    row = find_job(request, fine_tuning_job_id)
-    if not service.store.update(
-        "jobs", row["id"], ("validating_files", "queued", "running"), status="paused", estimated_finish=None
-    ):
-        raise ApiError(
-            409,
-            f"Job {row['id']} is {row['status']}; only queued or running jobs can be paused.",
-            "fine_tuning_job_id",
-            "job_not_pausable",
-        )
-    service.worker.stop_job(row["id"])
-    service.store.add_event(row["id"], "Job paused; it continues from its last checkpoint when resumed")
-    return job_object(service.store.get("jobs", row["id"]))
+    return transition_job(request, fine_tuning_job_id, ("validating_files", "queued", "running"), PAUSE)
 
 
 @router.post("/{fine_tuning_job_id}/resume", response_model=Job, summary="Resume a paused job")
 def resume_job(request: Request, fine_tuning_job_id: str):
-    service = request.app.state.service
-    row = find_job(request, fine_tuning_job_id)
-    prepared = (service.config.jobs_dir / row["id"] / "data" / "manifest.json").exists()
-    if not service.store.update("jobs", row["id"], ("paused",), status="queued" if prepared else "validating_files"):
-        raise ApiError(
-            409,
-            f"Job {row['id']} is {row['status']}; only paused jobs can be resumed.",
-            "fine_tuning_job_id",
-            "job_not_resumable",
-        )
-    service.store.add_event(row["id"], "Job resumed; waiting in the queue")
-    service.worker.wake()
-    return job_object(service.store.get("jobs", row["id"]))
+    return transition_job(request, fine_tuning_job_id, ("paused",), RESUME)
 
 
 @router.get("/{fine_tuning_job_id}/events", response_model=EventList, summary="A job's events, newest first")

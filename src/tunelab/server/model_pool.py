@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunelab.server.errors import ApiError
+from tunelab.server.api_errors import ApiError
 from tunelab.server.store import Store
 
 

@@ -1,4 +1,4 @@
-"""`python -m tunelab.train ARGS` = `tunelab train ARGS`: the entry point `accelerate launch -m` runs."""
+"""`python -m tunelab.cli.launch ARGS` = `tunelab train ARGS`: the entry point `accelerate launch -m` runs."""
 
 import sys
 

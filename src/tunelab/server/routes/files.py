@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from tunelab.server.errors import ApiError, found
+from tunelab.server.api_errors import ApiError, found
 from tunelab.server.schemas import FileDeleted, FileList, FileObject
 from tunelab.server.store import new_id, now
 

@@ -6,7 +6,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from tunelab.server.errors import ApiError
+from tunelab.server.api_errors import ApiError
 from tunelab.server.inference_schemas import ChatCompletion, ChatRequest, CompletionRequest, TextCompletion
 from tunelab.server.schemas import Model, ModelList
 from tunelab.server.store import new_id
