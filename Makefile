@@ -38,5 +38,13 @@ test: lint
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
+# Benchmarks also need what neither tunelab nor its tests import (TRL, datasketch): the `bench` extra.
+# This installs it; the benchmark commands, with their results, are in BENCHMARKS.md.
+bench: $(VENV)/.installed-bench
+
+$(VENV)/.installed-bench: $(STAMP)
+	$(PIP) install -q -e ".[test,bench]" $(TORCH)
+	touch $@
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

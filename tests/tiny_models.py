@@ -1,9 +1,11 @@
-"""Tiny random-initialised models built from configs (no downloads), cached per test session.
+"""Tiny random-initialised models built from configs (no downloads), cached on disk by a hash of what fixes them.
 
 They share the bundled SmolLM2 tokenizer (and its chat template), so the real tokenisation
 path is exercised while the model stays a few hundred thousand parameters.
 """
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -15,8 +17,10 @@ CACHE = Path(os.environ.get("TUNELAB_TEST_CACHE") or Path(tempfile.gettempdir())
 
 @cache
 def smollm2_tokenizer_dir() -> Path:
-    """The bundled SmolLM2 tokenizer files, converted once per machine."""
-    target = CACHE / "smollm2-tokenizer"
+    """The bundled SmolLM2 tokenizer files, converted once per transformers version (the GGUF conversion is its)."""
+    import transformers
+
+    target = CACHE / f"smollm2-tokenizer-{transformers.__version__}"
     if not (target / "tokenizer.json").exists():
         from transformers import AutoTokenizer
 
@@ -31,83 +35,96 @@ def smollm2_tokenizer_dir() -> Path:
     return target
 
 
-def _save(name: str, build) -> Path:
-    target = CACHE / name
-    if not (target / "config.json").exists():
-        from transformers import AutoTokenizer
+@cache
+def _tokenizer():
+    """Loaded once per process: every tiny config reads its vocabulary size and special ids."""
+    from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir())
+    return AutoTokenizer.from_pretrained(smollm2_tokenizer_dir())
+
+
+def cache_key(config, model_class) -> str:
+    """12 hex chars of sha256 over what fixes the weights: the config, the class and the transformers version.
+
+    Keyed by name alone, an edited config or an upgraded transformers silently reused stale weights.
+    """
+    import transformers
+
+    blob = json.dumps(
+        {
+            "config": config.to_dict(),
+            "class": f"{model_class.__module__}.{model_class.__qualname__}",
+            "transformers": transformers.__version__,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _save(name: str, model_class, config) -> Path:
+    target = CACHE / f"{name}-{cache_key(config, model_class)}"
+    if not (target / "config.json").exists():
+        import torch
+
+        torch.manual_seed(0)
         partial = Path(tempfile.mkdtemp(dir=CACHE))
-        build(tokenizer).save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
+        model_class(config).save_pretrained(partial)
+        _tokenizer().save_pretrained(partial)
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     return target
 
 
 def tiny_llama() -> Path:
-    def build(tokenizer):
-        import torch
-        from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-        torch.manual_seed(0)
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            tie_word_embeddings=True,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        return AutoModelForCausalLM.from_config(config)
-
-    return _save("tiny-llama", build)
+    tokenizer = _tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save("tiny-llama", LlamaForCausalLM, config)
 
 
 def tiny_bert() -> Path:
-    def build(tokenizer):
-        import torch
-        from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel
 
-        torch.manual_seed(0)
-        return BertModel(
-            BertConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=512,
-                pad_token_id=tokenizer.pad_token_id or 0,
-            )
-        )
-
-    return _save("tiny-bert", build)
+    tokenizer = _tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id or 0,
+    )
+    return _save("tiny-bert", BertModel, config)
 
 
 def tiny_t5() -> Path:
-    def build(tokenizer):
-        import torch
-        from transformers import T5Config, T5ForConditionalGeneration
+    from transformers import T5Config, T5ForConditionalGeneration
 
-        torch.manual_seed(0)
-        pad = tokenizer.pad_token_id or 0
-        return T5ForConditionalGeneration(
-            T5Config(
-                vocab_size=len(tokenizer),
-                d_model=64,
-                d_ff=128,
-                num_layers=2,
-                num_heads=4,
-                d_kv=16,
-                decoder_start_token_id=pad,
-                pad_token_id=pad,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-        )
-
-    return _save("tiny-t5", build)
+    tokenizer = _tokenizer()
+    pad = tokenizer.pad_token_id or 0
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=64,
+        d_ff=128,
+        num_layers=2,
+        num_heads=4,
+        d_kv=16,
+        decoder_start_token_id=pad,
+        pad_token_id=pad,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _save("tiny-t5", T5ForConditionalGeneration, config)

@@ -14,6 +14,7 @@ import yaml
 
 from tunelab import paths
 from tunelab.errors import ModelError
+from tunelab.models.architectures import classify
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
 
@@ -152,12 +153,9 @@ def spec_from_config(config: dict, name: str) -> ModelSpec:
             f"{name}: config.json has no hidden size or layer count (model_type {model_type!r})",
             "use a transformers model folder",
         )
-    architecture = "decoder"
-    if config.get("is_encoder_decoder") or model_type in ("t5", "mt5", "bart", "mbart"):
-        architecture = "encoder-decoder"
+    architecture = classify(config)
+    if architecture == "encoder-decoder":
         layers += int(_first(config, "num_decoder_layers", "decoder_layers", default=layers))
-    elif model_type in ("bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta"):
-        architecture = "encoder"
     gated = config.get("hidden_act", "") in ("silu", "swiglu") or "gated" in str(config.get("feed_forward_proj", ""))
     spec = ModelSpec(
         name=name,

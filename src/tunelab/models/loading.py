@@ -9,9 +9,9 @@ import pickle
 from pathlib import Path
 
 from tunelab.errors import ModelError
+from tunelab.models.architectures import classify
 from tunelab.models.bundled import DEFAULT_FOR_TASK, bundled_name, resolve_bundled
 
-ENCODER_DECODER = {"t5", "mt5", "bart", "mbart", "pegasus", "marian", "umt5", "longt5"}
 # Files that make a folder something tunelab can load from (a model, an adapter, or a tokenizer).
 MODEL_FOLDER_MARKERS = (
     "config.json",
@@ -20,7 +20,6 @@ MODEL_FOLDER_MARKERS = (
     "tokenizer.json",
     "tokenizer_config.json",
 )
-ENCODER_ONLY = {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra", "xlm-roberta", "albert", "mpnet"}
 
 
 def default_model(task: str) -> str:
@@ -62,14 +61,13 @@ def read_model_config(path: str) -> dict:
         ) from None
 
 
+# The loader's names for the architectures of models/architectures.py (they match the heads it loads).
+KIND = {"encoder-decoder": "seq2seq", "encoder": "encoder", "decoder": "causal"}
+
+
 def architecture_kind(model_config: dict) -> str:
     """'seq2seq', 'encoder' or 'causal' from a model's config."""
-    model_type = model_config.get("model_type", "")
-    if model_config.get("is_encoder_decoder") or model_type in ENCODER_DECODER:
-        return "seq2seq"
-    if model_type in ENCODER_ONLY:
-        return "encoder"
-    return "causal"
+    return KIND[classify(model_config)]
 
 
 def check_task_fits(task: str, kind: str, name: str) -> None:
