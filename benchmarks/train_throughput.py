@@ -1,7 +1,7 @@
 """Training throughput: tunelab's loop against TRL's SFTTrainer, same model, data and batch, one run.
 
 Three variants, each in its own child process (so peak memory does not mix):
-  tunelab   tunelab's own path (encode_split, loop_settings, build_model/apply_method, train_loop), defaults
+  tunelab   tunelab's own path (encode_split, LoopSettings.from_config, the method's apply and objective, train_loop), defaults
   trl       TRL SFTTrainer, SFTConfig defaults (padded batches, no packing, gradient checkpointing on)
   trl-best  TRL with its speed switches: padding_free=True (the same 8 examples per step, flattened into one
             row without padding; so tokens per optimizer step match exactly), Liger kernels on CUDA when
@@ -265,26 +265,36 @@ def device_peak_flops(device: str) -> dict:
 
 
 def run_tunelab(model, tokenizer, rows, args, device, out: Path):
-    """tunelab's own path with its defaults: encode, loop settings, method, loop."""
+    """tunelab's own path with its defaults: encode, loop settings, the method and its objective, the loop."""
     from tunelab.config import RunConfig
-    from tunelab.jobs.finetune import encode_split, loop_settings
-    from tunelab.methods.registry import apply_method
+    from tunelab.methods.base import BuildContext, ObjectiveContext
+    from tunelab.methods.registry import get_method
     from tunelab.runs import MetricsLog
-    from tunelab.training.loop import train_loop
+    from tunelab.training.encode import encode_split
+    from tunelab.training.loop import LoopSettings, train_loop
 
+    method = get_method(args.method)
     config = RunConfig(
         task="causal-lm",
-        method=args.method,
+        method=method.name,
         model={"max_length": args.max_length},
-        train={"max_steps": args.steps, "batch_size": BATCH, "learning_rate": args.learning_rate},
+        train={
+            "max_steps": args.steps,
+            "batch_size": BATCH,
+            "learning_rate": args.learning_rate,
+        },
     )
     records = [{"messages": r["prompt"] + r["completion"]} for r in rows]
-    examples = encode_split(records, tokenizer, config, None, "train")
-    settings = loop_settings(config, len(examples), tokenizer.pad_token_id or 0)
-    model = apply_method(model, config, "causal-lm", "benchmark")
+    examples = encode_split(records, tokenizer, "causal-lm", max_length=args.max_length, name="train")
+    settings = LoopSettings.from_config(config, len(examples), device)
+    model = method.apply(model, BuildContext(config, "causal-lm", "benchmark", device))
+    packing = config.train.packing and not method.virtual_tokens
+    objective = method.objective(
+        ObjectiveContext(config, "causal-lm", device, None, records, tokenizer.pad_token_id or 0, packing)
+    )
     meter, memory = Meter(model.get_base_model() if hasattr(model, "get_base_model") else model, device), Memory(device)
     meter.start()
-    train_loop(model, examples, [], settings, run_dir=out, log=MetricsLog(out / "metrics.jsonl"))
+    train_loop(model, examples, [], settings, objective, run_dir=out, log=MetricsLog(out / "metrics.jsonl"))
     return model, meter, memory
 
 
@@ -467,8 +477,10 @@ def main() -> None:
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--peak-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.learning_rate is None:
-        args.learning_rate = 2e-5 if args.method == "full" else 2e-4
+    if args.learning_rate is None:  # the method's own default, for every variant alike
+        from tunelab.methods.registry import get_method
+
+        args.learning_rate = get_method(args.method).learning_rate
     if args.worker:
         print(json.dumps(worker(args)))
         return

@@ -20,15 +20,16 @@ from tunelab.tracking.config import TrackingConfig
 from tunelab.training.config import TrainConfig
 
 Task = Literal["causal-lm", "classification", "seq2seq"]
-Method = Literal["full", "lora", "qlora", "prompt-tuning", "prefix-tuning", "adapter", "ia3", "distill"]
 
 
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Task | None = Field(None, description="causal-lm, classification or seq2seq; default follows the data.")
-    method: Method | None = Field(
-        None, description="Fine-tuning method; default lora for causal LMs, full for small encoders."
+    method: str | None = Field(
+        None,
+        description="Fine-tuning method (`tunelab methods` lists them); default lora for causal LMs, full for small "
+        "encoders.",
     )
     backend: Literal["local", "openai"] = Field(
         "local", description="local: train here; openai: OpenAI's fine-tuning API."
@@ -49,11 +50,14 @@ class RunConfig(BaseModel):
     def _model_may_be_a_name(cls, value):
         return {"name": value} if isinstance(value, str) else value
 
-    def learning_rate(self) -> float:
-        """The configured rate, else the method's default (lower for full fine-tuning, to limit forgetting)."""
-        if self.train.learning_rate is not None:
-            return self.train.learning_rate
-        return 2e-5 if self.method in ("full", "distill") else 2e-4
+    @field_validator("method")
+    @classmethod
+    def _method_is_in_the_table(cls, value):
+        from tunelab.methods.registry import METHODS
+
+        if value is not None and value not in METHODS:
+            raise ValueError(f"unknown method {value!r}; use one of " + ", ".join(repr(name) for name in METHODS))
+        return value
 
 
 def _describe(error: ValidationError) -> str:

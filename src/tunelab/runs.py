@@ -107,3 +107,34 @@ class MetricsLog:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+def read_config(run_dir: Path):
+    """The resolved RunConfig a run saved (every value it used); the one way to read a run's config.yaml."""
+    from tunelab.config import load_config
+    from tunelab.errors import ConfigError
+
+    if not (Path(run_dir) / "config.yaml").exists():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)", "pass the --out folder of a run")
+    return load_config(Path(run_dir) / "config.yaml")
+
+
+def fingerprint(config) -> str:
+    """The identity of a run request (the config as asked for, before defaults follow the data)."""
+    import hashlib
+
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+def unfinished_run_of(config) -> Path | None:
+    """`--resume auto`: the newest unfinished run folder started with the same config, if any."""
+    from tunelab import paths
+
+    root = Path(config.out).parent if config.out else paths.runs_root()
+    wanted = fingerprint(config)
+    candidates = [
+        request.parent
+        for request in root.glob("*/request.json")
+        if read_json(request).get("fingerprint") == wanted and not (request.parent / "summary.json").exists()
+    ]
+    return max(candidates, key=lambda folder: folder.stat().st_mtime, default=None)

@@ -8,7 +8,16 @@ import importlib
 
 import typer
 
-TOP_LEVEL = ["train", "eval", "chat", "predict", "export", "serve", "sweep"]  # each module exposes register(app)
+TOP_LEVEL = [
+    "train",
+    "eval",
+    "chat",
+    "predict",
+    "export",
+    "serve",
+    "sweep",
+    "methods",
+]  # each module exposes register(app)
 SUBCOMMANDS = [
     ("runs", "runs", "List, show, compare and delete tracked runs (MLflow store)."),
     ("models", "models", "List bundled and cached models; recommend a base model."),

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from tunelab.methods.registry import known_methods
+
 app = typer.Typer(
     no_args_is_help=True, help="Estimate tokens, memory, time and money; compare total cost of ownership."
 )
@@ -33,7 +35,7 @@ def estimate_command(
         None, "--model", help="Catalogued hub id, bundled name, model folder or OpenAI model."
     ),
     method: str | None = typer.Option(
-        None, "--method", help="full, lora, qlora, prompt-tuning, prefix-tuning, adapter, ia3, distill."
+        None, "--method", help=f"One of: {known_methods()} (`tunelab methods` describes them)."
     ),
     data: Path | None = typer.Option(
         None, "--data", help="Prepared data folder (train.jsonl); default: 1,000 x 512 tokens assumed."

@@ -75,9 +75,7 @@ def eval_command(
 ) -> None:
     """Evaluate TARGET on --data with 95% bootstrap intervals, base vs tuned, and probes."""
     from tunelab.evaluation.config import EvalConfig
-    from tunelab.evaluation.report import write_report
-    from tunelab.evaluation.run import evaluate_run
-    from tunelab.runs import write_json
+    from tunelab.jobs.evaluate import evaluate_and_record
 
     wanted = [m.strip() for item in metrics or [] for m in item.split(",") if m.strip()] or None
     config = EvalConfig(
@@ -90,26 +88,12 @@ def eval_command(
     )
     records, split_name, manifest = load_records(data, split)
     tuned, base = load_models(target, baseline, no_baseline, device)
-    result = evaluate_run(tuned, base, records, tuned.task, config, split=split_name)
     folder = out or (Path(target) if (Path(target) / "config.yaml").exists() else None)
-    if folder is not None:
-        keep_training_cost(Path(folder) / "eval.json", result)
-        write_json(Path(folder) / "eval.json", result)
-        if manifest and not (Path(folder) / "data" / "manifest.json").exists():
-            write_json(Path(folder) / "data" / "manifest.json", manifest)
-        result["report"] = str(write_report(Path(folder)))
+    result = evaluate_and_record(tuned, base, records, config, split_name, folder, manifest=manifest)
     if as_json:
         print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, default=str))
     else:
         show_evaluation(result)
-
-
-def keep_training_cost(eval_file: Path, result: dict) -> None:
-    """A new evaluation of a run replaces its metrics, not the cost its training measured."""
-    if eval_file.exists():
-        cost = json.loads(eval_file.read_text()).get("cost")
-        if cost:
-            result["cost"] = cost
 
 
 def show_evaluation(result: dict) -> None:

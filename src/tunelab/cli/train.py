@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from tunelab.errors import ConfigError
+from tunelab.methods.registry import known_methods
 
 DEMO_CONFIG = Path(__file__).parents[1] / "demo.yaml"  # what a bare `tunelab train` runs
 
@@ -46,7 +47,7 @@ def train(
         None, "--task", help="causal-lm, classification or seq2seq (default: from the data)."
     ),
     method: str | None = typer.Option(
-        None, "--method", help="full, lora, qlora, prompt-tuning, prefix-tuning, adapter, ia3, distill."
+        None, "--method", help=f"One of: {known_methods()} (`tunelab methods` describes them)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<time>-<method>)."),
     epochs: float | None = typer.Option(None, "--epochs"),
@@ -81,6 +82,7 @@ def train(
     from tunelab import progress
     from tunelab.config import load_config
     from tunelab.jobs import finetune
+    from tunelab.runs import unfinished_run_of
 
     if (num_processes > 1 or num_machines > 1) and "WORLD_SIZE" not in os.environ:
         raise typer.Exit(
@@ -93,7 +95,7 @@ def train(
     overrides.update({"model.allow_pickle": allow_pickle or None, "model.trust_remote_code": trust_remote_code or None})
     config = load_config(config_file, overrides)
     if resume == Path("auto"):
-        resume = finetune.unfinished_run_of(config)
+        resume = unfinished_run_of(config)
         progress.say(
             f"--resume auto: continuing {resume}"
             if resume

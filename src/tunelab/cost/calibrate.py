@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 from tunelab.cost.compute import flops_per_token
+from tunelab.methods.registry import get_method
 from tunelab.models.catalogue import ModelSpec, shape_params
 
 MAX_CALIBRATION_PARAMS = 400e6
@@ -45,7 +46,7 @@ def _build_model(spec: ModelSpec, method: str, lora_r: int):
         )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
-    if method not in ("full", "distill"):
+    if not get_method(method).trains_base:  # LoRA stands in for every adapter method
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(

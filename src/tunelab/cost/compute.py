@@ -7,16 +7,17 @@ more forward (2N) per token when gradient checkpointing recomputes activations.
 
 from dataclasses import dataclass
 
-from tunelab.cost.memory import FULL_METHODS
+from tunelab.methods.registry import get_method
 from tunelab.models.catalogue import ModelSpec
 
-QLORA_SLOWDOWN = 0.7  # de-quantising 4-bit weights on every matmul costs throughput
+QUANTIZED_SLOWDOWN = 0.7  # de-quantising 4-bit weights on every matmul costs throughput
 
 
 def flops_per_token(spec: ModelSpec, method: str, seq_len: int, gradient_checkpointing: bool = False) -> float:
     weight_params = spec.params - (0 if spec.tied else spec.vocab * spec.hidden)  # an embedding lookup costs no FLOPs
-    matmul = (6 if method in FULL_METHODS else 4) * weight_params
-    if method == "distill":
+    trains = get_method(method)
+    matmul = (6 if trains.trains_base else 4) * weight_params
+    if trains.teacher:
         matmul += 2 * weight_params  # the teacher's forward pass
     attention = 6 * spec.layers * seq_len * spec.attention_dim
     recompute = 2 * weight_params + 2 * spec.layers * seq_len * spec.attention_dim if gradient_checkpointing else 0
@@ -43,7 +44,7 @@ class Throughput:
 
 
 def default_throughput(peak_tflops: float, mfu_low: float, mfu_high: float, method: str, gpu_name: str) -> Throughput:
-    factor = QLORA_SLOWDOWN if method == "qlora" else 1.0
+    factor = QUANTIZED_SLOWDOWN if get_method(method).quantization is not None else 1.0
     peak = peak_tflops * 1e12 * factor
     return Throughput(peak * mfu_low, peak * mfu_high, f"default MFU {mfu_low:.0%}-{mfu_high:.0%} of {gpu_name} peak")
 

@@ -11,9 +11,9 @@ from tunelab.cost.compute import calibrated_throughput, default_throughput, trai
 from tunelab.cost.memory import GB, TrainSetup, estimate_memory
 from tunelab.cost.tokens import TokenCount, assumed_count, count_tokens, openai_count
 from tunelab.errors import ConfigError
+from tunelab.methods.registry import get_method
 from tunelab.models.catalogue import ModelSpec, lookup
 
-METHODS = ("full", "lora", "qlora", "prompt-tuning", "prefix-tuning", "adapter", "ia3", "distill")
 FITS, FITS_CHECKPOINTED, NO_FIT = "fits", "fits with gradient checkpointing", "does not fit"
 CPU_USABLE = 0.9  # share of host RAM a training process may use
 
@@ -52,8 +52,11 @@ def setup_for(gpu: price_data.Gpu, setup: TrainSetup) -> TrainSetup:
 
 def memory_verdict(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gpus: list) -> Verdict:
     setup = setup_for(gpu, setup)
-    if setup.method == "qlora" and gpu.is_cpu:
-        return Verdict(gpu.name, NO_FIT, 0.0, 0.0, "QLoRA needs a CUDA GPU (bitsandbytes); use lora on CPU")
+    method = get_method(setup.method)
+    if method.needs_cuda and gpu.is_cpu:
+        return Verdict(
+            gpu.name, NO_FIT, 0.0, 0.0, f"{method.name} needs a CUDA GPU ({method.summary}); use lora on CPU"
+        )
     configured = estimate_memory(spec, setup).total
     checkpointed = estimate_memory(spec, replace(setup, gradient_checkpointing=True)).total
     capacity = capacity_bytes(gpu)
@@ -78,9 +81,8 @@ def cheapest_fix(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gp
         if fits(replace(setup, micro_batch=micro)):
             return f"gradient checkpointing with micro-batch {micro} and gradient accumulation"
         micro //= 2
-    lighter = {"full": ["lora", "qlora"], "distill": ["lora", "qlora"], "lora": ["qlora"]}.get(setup.method, [])
-    for method in lighter:
-        if (method != "qlora" or not gpu.is_cpu) and fits(replace(setup, method=method, micro_batch=1)):
+    for method in get_method(setup.method).lighter:
+        if (not get_method(method).needs_cuda or not gpu.is_cpu) and fits(replace(setup, method=method, micro_batch=1)):
             return f"method {method} (with gradient checkpointing, micro-batch 1)"
     if not gpu.is_cpu:
         for count in (2, 4, 8):
@@ -127,15 +129,17 @@ def estimate(
     prices_file=None,
     lora_r: int = 16,
     lora_dropout: float = 0.05,
+    lora_targets: tuple[str, ...] = ("all-linear",),
     virtual_tokens: int = 20,
+    adapter_reduction: int = 16,
+    adapter_blocks: int = 1,
     tokens_per_batch: int = 4096,
     max_length: int = 1024,
     batch_size: int = 8,
     packing: bool = True,
 ) -> dict:
     """One estimate: tokens, per-device memory with verdicts, FLOPs, hours and dollars (ranges)."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown method '{method}'", "use one of: " + ", ".join(METHODS))
+    get_method(method)  # an unknown name is a ConfigError listing the known ones
     if gpus < 1:
         raise ConfigError(f"--gpus must be at least 1 (got {gpus})", "pass --gpus 1 or more")
     prices = price_data.load_prices(prices_file)
@@ -154,7 +158,10 @@ def estimate(
         gpus=gpus,
         lora_r=lora_r,
         lora_dropout=lora_dropout,
+        lora_targets=tuple(lora_targets),
         virtual_tokens=virtual_tokens,
+        adapter_reduction=adapter_reduction,
+        adapter_blocks=adapter_blocks,
     )
     catalogued = price_data.all_gpus(prices)
     verdicts = [memory_verdict(spec, setup, g, catalogued) for g in catalogued]
@@ -246,7 +253,10 @@ def settings_from_config(config) -> dict:
     """estimate() arguments from a RunConfig (model, method, data, train and method settings)."""
     from pathlib import Path
 
+    from tunelab.methods.adapter import BLOCKS_PER_PLACEMENT
+
     folders = [Path(p) for p in config.data.path]
+    targets = config.lora.target_modules
     return {
         "model": config.model.name,
         "method": config.method or "lora",
@@ -256,7 +266,10 @@ def settings_from_config(config) -> dict:
         "gradient_checkpointing": config.train.gradient_checkpointing,
         "lora_r": config.lora.r,
         "lora_dropout": config.lora.dropout,
+        "lora_targets": (targets,) if isinstance(targets, str) else tuple(targets),
         "virtual_tokens": config.prompt.num_virtual_tokens,
+        "adapter_reduction": config.adapter.reduction_factor,
+        "adapter_blocks": BLOCKS_PER_PLACEMENT[config.adapter.placement],
         "tokens_per_batch": config.train.tokens_per_batch,
         "max_length": config.model.max_length,
         "batch_size": config.train.batch_size,
@@ -313,3 +326,11 @@ def _openai_estimate(openai: dict, prices: dict, count: TokenCount, epochs: floa
         "inference_per_1m": {"input": openai["input"], "output": openai["output"]},
         "assumptions": [count.note, f"prices: {prices['openai']['source']} ({prices['openai']['as_of']})"],
     }
+
+
+def planned_vs_actual(config, steps: int, seconds: float, tokens_seen: int, memory, n_train: int) -> dict:
+    """The planner's estimate for the steps a run took, beside what the run measured (`memory` is the
+    training's TrainingMemory)."""
+    epochs_run = min(config.train.epochs, steps * config.train.batch_size / max(n_train, 1))
+    planned = estimate(**{**settings_from_config(config), "epochs": epochs_run})
+    return actual_next_to_estimate(planned, seconds, round(memory.peak_gb, 3), tokens_seen, memory.measured_as)

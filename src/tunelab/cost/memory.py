@@ -9,12 +9,12 @@ counts against the tensors autograd really saves in a tiny model.
 
 from dataclasses import asdict, dataclass
 
+from tunelab.methods.base import ADAPTER_BYTES
+from tunelab.methods.registry import get_method
 from tunelab.models.catalogue import ModelSpec
 
-FULL_METHODS = ("full", "distill")
 GB = 1e9
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit weights + 8-bit block scales + double-quantised constants
-ADAPTER_BYTES = 4  # PEFT keeps adapter weights in fp32 (autocast_adapter_dtype)
 ADAMW_BYTES = 8  # two fp32 moments per trainable parameter
 GPU_RUNTIME_GB = 1.0  # CUDA context, cuBLAS workspaces, allocator slack
 LOGITS_COPIES = (
@@ -34,6 +34,7 @@ class TrainSetup:
     gpus: int = 1
     lora_r: int = 16
     lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("all-linear",)
     virtual_tokens: int = 20
     adapter_reduction: int = 16
     adapter_blocks: int = 1  # 1 = pfeiffer (after the MLP), 2 = houlsby
@@ -75,26 +76,12 @@ class MemoryEstimate:
 
 def trainable_params(spec: ModelSpec, setup: TrainSetup) -> float:
     """Parameters that get gradients and optimizer states under the method."""
-    method = setup.method
-    if method in FULL_METHODS:
-        return spec.params
-    if method in ("lora", "qlora"):
-        return spec.layers * sum(setup.lora_r * (n_in + n_out) for _, n_in, n_out in spec.linear_shapes())
-    if method == "prompt-tuning":
-        return setup.virtual_tokens * spec.hidden
-    if method == "prefix-tuning":
-        return setup.virtual_tokens * spec.layers * 2 * spec.kv_dim
-    if method == "adapter":
-        bottleneck = max(1, spec.hidden // setup.adapter_reduction)
-        return spec.layers * setup.adapter_blocks * (2 * spec.hidden * bottleneck + bottleneck + spec.hidden)
-    if method == "ia3":
-        return spec.layers * (2 * spec.kv_dim + spec.intermediate)
-    raise ValueError(f"unknown method {method}")
+    return get_method(setup.method).trainable_params(spec, setup)
 
 
 def weight_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
-    """The base weights at their dtype: 4-bit linear layers for QLoRA, the compute dtype otherwise."""
-    if setup.method == "qlora":
+    """The base weights at their dtype: 4-bit linear layers for a quantised base, the compute dtype otherwise."""
+    if get_method(setup.method).quantization is not None:
         linear = spec.layers * sum(n_in * n_out for _, n_in, n_out in spec.linear_shapes())
         return linear * NF4_BYTES + (spec.params - linear) * 2
     return spec.params * setup.compute_bytes
@@ -103,35 +90,17 @@ def weight_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
 def activation_bytes_per_token(spec: ModelSpec, setup: TrainSetup) -> float:
     """Bytes autograd keeps per token for all blocks (and the final norm), before the logits."""
     cb, h, a, kv, i = setup.compute_bytes, spec.hidden, spec.attention_dim, spec.kv_dim, spec.intermediate
-    full = setup.method in FULL_METHODS
+    method = get_method(setup.method)
+    full = method.trains_base
     mlp_outputs = (4 if full else 3) if spec.gated_mlp else (2 if full else 1)
     norm = 4 * h + (
         cb * h if full else 0
     )  # fp32 upcast kept by pow/mul; the normalised output when the norm weight trains
     attention = (3 * a + 2 * kv) * cb if full else (2 * a + 2 * kv) * cb
-    block = 2 * norm + attention + mlp_outputs * i * cb + _method_extra_per_token(spec, setup)
+    block = 2 * norm + attention + mlp_outputs * i * cb + method.activation_extra(spec, setup)
     if setup.gradient_checkpointing:
         return spec.layers * h * cb + block + norm  # each block's input, plus one block recomputed in backward
     return spec.layers * block + norm
-
-
-def _method_extra_per_token(spec: ModelSpec, setup: TrainSetup) -> float:
-    """Per block: the adapter's own saved inputs (LoRA dropout copies and masks, bottleneck activations)."""
-    if setup.method in ("lora", "qlora"):
-        shapes = spec.linear_shapes()
-        if (
-            setup.lora_dropout > 0
-        ):  # each adapted layer keeps its own dropped-out fp32 copy and the mask (bool on CUDA, float on CPU)
-            mask_bytes = 1 if setup.on_gpu else ADAPTER_BYTES
-            return sum((ADAPTER_BYTES + mask_bytes) * n_in + setup.lora_r * ADAPTER_BYTES for _, n_in, _ in shapes)
-        distinct_inputs = {n_in if name not in ("o_proj", "down_proj") else -n_in for name, n_in, _ in shapes}
-        return sum(abs(n) for n in distinct_inputs) * ADAPTER_BYTES + len(shapes) * setup.lora_r * ADAPTER_BYTES
-    if setup.method == "adapter":
-        bottleneck = max(1, spec.hidden // setup.adapter_reduction)
-        return setup.adapter_blocks * (spec.hidden + 2 * bottleneck) * ADAPTER_BYTES
-    if setup.method == "ia3":
-        return (2 * spec.kv_dim + spec.intermediate) * setup.compute_bytes
-    return 0.0
 
 
 def logits_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
@@ -144,22 +113,21 @@ def logits_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
 
 def estimate_memory(spec: ModelSpec, setup: TrainSetup) -> MemoryEstimate:
     """Peak memory per device; states of the base and of trainable parameters sharded over N GPUs (FSDP/ZeRO-3)."""
-    trainable = trainable_params(spec, setup)
-    full = setup.method in FULL_METHODS
+    method = get_method(setup.method)
+    trainable = method.trainable_params(spec, setup)
+    full = method.trains_base
     state_bytes = setup.compute_bytes if full else ADAPTER_BYTES
     shard = max(1, setup.gpus)
     weights = weight_bytes(spec, setup) + (0 if full else trainable * ADAPTER_BYTES)
-    if setup.method == "distill":
+    if method.teacher:
         weights += spec.params * setup.compute_bytes  # a frozen teacher of the same size
     master = trainable * 4 if full and setup.compute_bytes < 4 else 0.0
     gathered = (
         spec.block_params() * setup.compute_bytes * 2 if shard > 1 else 0.0
     )  # FSDP all-gathers a block (and prefetches one)
-    tokens = setup.tokens + (
-        setup.micro_batch * setup.virtual_tokens if setup.method in ("prompt-tuning", "prefix-tuning") else 0
-    )
+    tokens = setup.tokens + (setup.micro_batch * setup.virtual_tokens if method.virtual_tokens else 0)
     activations = activation_bytes_per_token(spec, setup) * tokens
-    logits = logits_bytes(spec, setup) * (2 if setup.method == "distill" else 1)
+    logits = logits_bytes(spec, setup) * (2 if method.teacher else 1)
     return MemoryEstimate(
         weights=weights / shard + gathered,
         master_weights=master / shard,

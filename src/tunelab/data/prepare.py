@@ -38,6 +38,7 @@ class PreparedData:
     test: list[dict]
     manifest: dict
     task: str
+    folder: Path | None = None
 
 
 def is_prepared(path: Path) -> bool:
@@ -53,7 +54,7 @@ def load_prepared(folder: Path) -> PreparedData:
         )
     manifest = read_json(folder / "manifest.json")
     splits = {name: _read_jsonl(folder / f"{name}.jsonl") for name in SPLITS}
-    return PreparedData(**splits, manifest=manifest, task=manifest["task"])
+    return PreparedData(**splits, manifest=manifest, task=manifest["task"], folder=folder)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

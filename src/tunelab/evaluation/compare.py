@@ -6,12 +6,10 @@ Intervals are recomputed from the predictions saved in each eval.json, so no mod
 
 from pathlib import Path
 
-import yaml
-
 from tunelab.errors import TunelabError
 from tunelab.evaluation import bootstrap
 from tunelab.evaluation.metrics import Metric, classification_metrics, generation_metrics
-from tunelab.runs import read_json
+from tunelab.runs import read_config, read_json
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -27,7 +25,7 @@ def load_run(run_dir: Path) -> tuple[dict, dict]:
     if not (run_dir / "eval.json").exists():
         raise TunelabError(f"{run_dir} has no eval.json", f"evaluate it first: tunelab eval {run_dir} --data DATA")
     config_file = run_dir / "config.yaml"
-    config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
+    config = flatten(read_config(run_dir).model_dump(mode="json")) if config_file.exists() else {}
     return config, read_json(run_dir / "eval.json")
 
 

@@ -8,8 +8,6 @@ from tunelab.errors import DataError
 from tunelab.inference.generate import chat_prompt, generate
 from tunelab.progress import track
 
-FAMILIES = ("classification", "generation", "language-modelling")
-
 
 def family(records: list[dict]) -> str:
     """Which metrics apply, read from the records' shape."""
@@ -116,7 +114,8 @@ def language_model_stats(
     model's argmax predicts. Encoding and masking come from training, so the ratio is training's eval loss."""
     import torch
 
-    from tunelab.training.batches import IGNORE, collate_padded, encode_record, ensure_chat_template
+    from tunelab.training.batches import collate_padded, encode_record, ensure_chat_template
+    from tunelab.training.losses import token_statistics
 
     ensure_chat_template(tokenizer)
     lm_task = "seq2seq" if task == "seq2seq" else "causal-lm"
@@ -126,16 +125,9 @@ def language_model_stats(
     model.eval()
     for start in track(starts, description) if description else starts:
         batch = collate_padded(examples[start : start + batch_size], tokenizer.pad_token_id, lm_task)
-        targets = batch.pop("targets").to(model.device)
-        inputs = {k: v.to(model.device) for k, v in batch.items()}
-        if lm_task == "seq2seq":
-            inputs["labels"] = targets
         with torch.no_grad():
-            logits = model(**inputs).logits.float()[:, -targets.shape[1] :]  # prompt tuning prepends virtual tokens
-        mask = targets != IGNORE
-        safe = targets.masked_fill(~mask, 0)
-        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), safe, reduction="none")
-        nll += (losses * mask).sum(1).tolist()
-        counts += mask.sum(1).tolist()
-        correct += ((logits.argmax(-1) == safe) & mask).sum(1).tolist()
+            stats = token_statistics(model, {k: v.to(model.device) for k, v in batch.items()})
+        nll += stats.loss.tolist()
+        counts += stats.count.tolist()
+        correct += stats.correct.long().tolist()
     return nll, counts, correct

@@ -13,7 +13,7 @@ import yaml
 from tunelab.evaluation import figures
 from tunelab.evaluation.html_parts import CSS, esc, fmt, table
 from tunelab.evaluation.probes.report import probes_section
-from tunelab.runs import MetricsLog, atomic_write_text
+from tunelab.runs import MetricsLog, atomic_write_text, read_config
 
 
 def read_inputs(run_dir: Path) -> tuple[dict, list[dict], dict, dict | None]:
@@ -22,7 +22,7 @@ def read_inputs(run_dir: Path) -> tuple[dict, list[dict], dict, dict | None]:
         run_dir / "eval.json",
         run_dir / "data" / "manifest.json",
     )
-    config = yaml.safe_load(config_file.read_text()) or {} if config_file.exists() else {}
+    config = read_config(run_dir).model_dump(mode="json") if config_file.exists() else {}
     evaluation = json.loads(eval_file.read_text()) if eval_file.exists() else {}
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else None
     return config, MetricsLog(run_dir / "metrics.jsonl").read(), evaluation, manifest

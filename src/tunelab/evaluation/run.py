@@ -25,7 +25,6 @@ from tunelab.evaluation.predict import (
     source_text,
 )
 from tunelab.evaluation.probes.run import run_probes
-from tunelab.progress import say
 
 
 def evaluate_run(tuned, base, records: list[dict], task: str, config, split: str = "test") -> dict:
@@ -185,12 +184,3 @@ def side_by_side(rows: list[dict], scores: dict[str, list[float]], shown: int) -
         for row in group:
             row["kind"] = label
     return regressions + wins + ties
-
-
-def log_summary(result: dict) -> None:
-    primary = result["primary_metric"]
-    line = f"{primary}: tuned {result['tuned'][primary]:.4g}"
-    if result.get("base"):
-        diff = result["difference"][primary]
-        line += f", base {result['base'][primary]:.4g}, Δ {diff['delta']:+.4g} [{diff['ci_low']:+.4g}, {diff['ci_high']:+.4g}]"
-    say(line)

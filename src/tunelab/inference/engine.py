@@ -7,8 +7,6 @@ its config) or `model/` (a full fine-tune); its config.yaml names the task and b
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from tunelab.errors import ModelError
 
 
@@ -19,22 +17,18 @@ class LoadedModel:
     task: str
     name: str
     base_name: str
+    method: str = "full"  # what trained the weights; a plain model folder counts as full weights
 
     @property
     def encoder_decoder(self) -> bool:
         return self.task == "seq2seq"
 
 
-def run_config(run_dir: Path) -> dict:
-    return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-
-
-def weights_dir(run_dir: Path) -> Path:
-    for name in ("model", "adapter"):
-        if (run_dir / name).is_dir():
-            return run_dir / name
+def weights_dir(run_dir: Path, folder: str) -> Path:
+    if (run_dir / folder).is_dir():
+        return run_dir / folder
     raise ModelError(
-        f"{run_dir} has no trained weights (no model/ or adapter/ folder)",
+        f"{run_dir} has no trained weights (no {folder}/ folder)",
         "point at a finished run folder, or train first",
     )
 
@@ -45,7 +39,7 @@ def load_target(
     """A run folder, a model folder, or a model name, loaded for inference (a base classifier gets
     the run's label names on its fresh head, so its predictions are comparable)."""
     path = Path(target)
-    if (path / "config.yaml").exists() and ((path / "model").is_dir() or (path / "adapter").is_dir()):
+    if (path / "config.yaml").exists():
         return load_run(path, device)
     from tunelab.models.loading import (
         architecture_kind,
@@ -63,11 +57,14 @@ def load_target(
 
 
 def load_run(run_dir: Path, device: str = "cpu") -> LoadedModel:
-    from tunelab.methods.registry import load_trained
+    from tunelab.methods.registry import get_method, load_trained
     from tunelab.models.loading import load_tokenizer
+    from tunelab.runs import read_config
 
-    config = run_config(run_dir)
-    task, base_name = config.get("task") or "causal-lm", config["model"]["name"]
-    folder = weights_dir(run_dir)
-    model = load_trained(folder, task, base_name, device).eval()
-    return LoadedModel(model, load_tokenizer(str(folder)), task, str(run_dir), base_name)
+    config = read_config(run_dir)
+    method = get_method(config.method)
+    folder = weights_dir(run_dir, method.weights.folder)
+    model = load_trained(folder, method, config.task or "causal-lm", config.model.name, device).eval()
+    return LoadedModel(
+        model, load_tokenizer(str(folder)), config.task or "causal-lm", str(run_dir), config.model.name, method.name
+    )

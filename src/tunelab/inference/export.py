@@ -16,11 +16,6 @@ from tunelab.progress import say, status
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 FORMATS = ("hf", "gguf")
-UNMERGEABLE = {
-    "prompt-tuning": "prompt tuning adds learned virtual tokens in front of the input, not weight deltas",
-    "prefix-tuning": "prefix tuning adds learned key/value prefixes to every layer, not weight deltas",
-    "adapter": "bottleneck adapters are non-linear modules (down, activation, up), not weight deltas",
-}
 
 
 @dataclass
@@ -31,43 +26,32 @@ class ExportResult:
     files: list[str]
 
 
-def method_of(model) -> str:
-    """'full', 'adapter' (tunelab bottleneck) or the PEFT type in tunelab's spelling ('lora', 'ia3', ...)."""
-    if hasattr(model, "_tunelab_adapter"):
-        return "adapter"
-    peft_config = getattr(model, "peft_config", None)
-    if not peft_config:
-        return "full"
-    peft_type = str(next(iter(peft_config.values())).peft_type).split(".")[-1].lower()
-    return {"prompt_tuning": "prompt-tuning", "prefix_tuning": "prefix-tuning", "p_tuning": "prompt-tuning"}.get(
-        peft_type, peft_type
-    )
-
-
-def declared_method(target: Path) -> str | None:
-    """The method a run folder's config.yaml names, in tunelab's spelling ('full' for distill)."""
-    from tunelab.inference.engine import run_config
+def declared_method(target: Path):
+    """The method a run folder's config.yaml names, or None for anything else."""
+    from tunelab.methods.registry import get_method
+    from tunelab.runs import read_config
 
     if not (target / "config.yaml").exists():
         return None
-    method = run_config(target).get("method")
-    return "full" if method == "distill" else ("lora" if method == "qlora" else method)
+    return get_method(read_config(target).method)
 
 
-def check_request(method: str, merge: bool, fmt: str) -> None:
-    if merge and method in UNMERGEABLE:
+def check_request(method, merge: bool, fmt: str) -> None:
+    """Refuse what the method's weights cannot become: a merge of non-linear or virtual-token weights, or a
+    GGUF (one set of plain weights) from an adapter that is not merged."""
+    if merge and not method.mergeable:
         raise ModelError(
-            f"--merge is not possible for {method}: {UNMERGEABLE[method]}",
+            f"--merge is not possible for {method.name}: {method.merge_refusal}",
             "export without --merge (the adapter files are kept as they are)",
         )
-    if fmt == "gguf" and method != "full" and not merge:
-        if method in UNMERGEABLE:
+    if fmt == "gguf" and not method.saves_whole_model and not merge:
+        if not method.mergeable:
             raise ModelError(
-                f"GGUF holds one set of plain weights; {method} cannot be folded into them",
+                f"GGUF holds one set of plain weights; {method.name} cannot be folded into them",
                 "export with --format hf instead",
             )
         raise ModelError(
-            f"GGUF holds one set of plain weights, and this run is a {method} adapter",
+            f"GGUF holds one set of plain weights, and this run is a {method.name} adapter",
             "add --merge to fold the adapter into the base model",
         )
 
@@ -114,6 +98,7 @@ def export(
 ) -> ExportResult:
     """Export a run folder, model folder or model name; returns where the files went."""
     from tunelab.inference.engine import load_target
+    from tunelab.methods.registry import get_method
 
     out = Path(out)
     check_options(fmt, dtype, quantize)
@@ -122,9 +107,9 @@ def export(
         check_request(declared, merge, fmt)
     with status(f"Loading {target}"):
         loaded = load_target(str(target), device="cpu")
-    method = method_of(loaded.model)
+    method = get_method(loaded.method)
     check_request(method, merge, fmt)
-    if merge and method != "full":
+    if merge and not method.saves_whole_model:
         with status("Merging adapter weights into the base model (float32)"):
             loaded.model = merged_model(loaded.model.float())
     out.mkdir(parents=True, exist_ok=True)
@@ -140,9 +125,9 @@ def gguf_default(dtype: str | None, model) -> str:
     return {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[dtype]
 
 
-def export_hf(loaded, out: Path, method: str, merge: bool, dtype: str | None) -> ExportResult:
+def export_hf(loaded, out: Path, method, merge: bool, dtype: str | None) -> ExportResult:
     model, tokenizer = loaded.model, loaded.tokenizer
-    if method != "full" and not merge:
+    if not method.saves_whole_model and not merge:
         return export_unmerged(loaded, out, method)
     model = cast(model, dtype)
     with status(f"Writing a Hugging Face model folder to {out}"):
@@ -150,18 +135,18 @@ def export_hf(loaded, out: Path, method: str, merge: bool, dtype: str | None) ->
         tokenizer.save_pretrained(out)
         write_generation_config(model, tokenizer, out)
         (out / "README.md").write_text(model_card(loaded, method, merge, str(model.dtype).removeprefix("torch.")))
-    return ExportResult(out, "hf", merge or method == "full", sorted(p.name for p in out.iterdir()))
+    return ExportResult(out, "hf", merge or method.saves_whole_model, sorted(p.name for p in out.iterdir()))
 
 
-def export_unmerged(loaded, out: Path, method: str) -> ExportResult:
+def export_unmerged(loaded, out: Path, method) -> ExportResult:
     """The adapter as saved by training, plus the tokenizer and a card saying how to load it."""
     from tunelab.methods.registry import save_trained
 
-    save_trained(loaded.model, loaded.tokenizer, out)
+    save_trained(loaded.model, loaded.tokenizer, out, method)
     (out / "README.md").write_text(model_card(loaded, method, False, "as trained"))
-    if method == "adapter":
+    if method.weights.library == "tunelab":
         say(
-            f"note: {UNMERGEABLE['adapter']}, so they cannot be merged; {out} holds tunelab adapter files "
+            f"note: {method.merge_refusal}, so they cannot be merged; {out} holds tunelab adapter files "
             "that load with `tunelab chat`/`predict` over the base model"
         )
     return ExportResult(out, "hf", False, sorted(p.name for p in out.iterdir()))
@@ -178,23 +163,26 @@ def write_generation_config(model, tokenizer, out: Path) -> None:
     config.save_pretrained(out)
 
 
-def model_card(loaded, method: str, merge: bool, dtype: str) -> str:
-    state = (
-        "merged into the base weights" if merge else ("full fine-tune" if method == "full" else "kept as an adapter")
-    )
-    load = (
-        "from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)"
-        if method not in ("full", "adapter") and not merge
-        else "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "model = AutoModelForCausalLM.from_pretrained(path)\ntokenizer = AutoTokenizer.from_pretrained(path)"
-    )
+LOAD_SNIPPETS = {
+    "transformers": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+    "model = AutoModelForCausalLM.from_pretrained(path)\ntokenizer = AutoTokenizer.from_pretrained(path)",
+    "peft": "from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)",
+    "tunelab": "# tunelab bottleneck adapter files: load them over the base model with tunelab\n"
+    "# tunelab chat RUN_DIR   or   tunelab predict RUN_DIR --data FILE",
+}
+
+
+def model_card(loaded, method, merge: bool, dtype: str) -> str:
+    library = "transformers" if merge else method.weights.library
+    whole = "full fine-tune" if method.saves_whole_model else "kept as an adapter"
+    state = "merged into the base weights" if merge else whole
     return (
-        f"---\nlibrary_name: {'peft' if method not in ('full', 'adapter') and not merge else 'transformers'}\n"
-        f"base_model: {loaded.base_name}\ntags: [tunelab, {method}]\n---\n\n"
+        f"---\nlibrary_name: {'peft' if library == 'peft' else 'transformers'}\n"
+        f"base_model: {loaded.base_name}\ntags: [tunelab, {method.name}]\n---\n\n"
         f"# Fine-tuned {Path(loaded.base_name).name}\n\n"
         f"Exported by tunelab from `{loaded.name}`.\n\n"
-        f"- task: {loaded.task}\n- method: {method} ({state})\n- base model: {loaded.base_name}\n- dtype: {dtype}\n\n"
-        f"## Load\n\n```python\n{load}\n```\n"
+        f"- task: {loaded.task}\n- method: {method.name} ({state})\n- base model: {loaded.base_name}\n"
+        f"- dtype: {dtype}\n\n## Load\n\n```python\n{LOAD_SNIPPETS[library]}\n```\n"
     )
 
 

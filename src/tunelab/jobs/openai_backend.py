@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from tunelab import __version__, paths
-from tunelab.config import RunConfig, load_config, save_config
+from tunelab.config import RunConfig, save_config
 from tunelab.errors import ConfigError, TrainingError, TunelabError
+from tunelab.methods.lora import LORA  # `tunelab serve` trains LoRA; learning_rate_multiplier 1.0 is its rate
 from tunelab.progress import say
-from tunelab.runs import MetricsLog, new_run_dir, read_json, write_json
+from tunelab.runs import MetricsLog, new_run_dir, read_config, read_json, write_json
 
 POLL_SECONDS = 2.0
-LORA_LEARNING_RATE = 2e-4  # what learning_rate_multiplier 1.0 means for `tunelab serve`
 ENDED = ("succeeded", "failed", "cancelled")
 JOB_FILE = "openai_job.json"
 
@@ -63,7 +63,7 @@ def hyperparameters(config: RunConfig) -> dict:
     return {
         "n_epochs": epochs,
         "batch_size": config.train.batch_size,
-        "learning_rate_multiplier": round(rate / LORA_LEARNING_RATE, 6) if rate else "auto",
+        "learning_rate_multiplier": round(rate / LORA.learning_rate, 6) if rate else "auto",
     }
 
 
@@ -100,11 +100,7 @@ def api_call(what: str, function, *args, **kwargs):
 
 def start(config: RunConfig, resume: Path | None) -> tuple[RunConfig, Path]:
     if resume is not None:
-        if not (resume / "config.yaml").exists():
-            raise ConfigError(
-                f"{resume} is not a run folder (no config.yaml)", "pass the --out folder of an earlier run"
-            )
-        return load_config(resume / "config.yaml"), resume
+        return read_config(resume), resume
     if not config.model.name:
         raise ConfigError(
             "--backend openai needs --model (an OpenAI base model such as gpt-4.1-mini)",
@@ -177,8 +173,7 @@ def result_metrics(api, job) -> list[dict]:
 
 
 def record_result(config: RunConfig, run_dir: Path, data, job, rows: list[dict]) -> dict:
-    from tunelab.jobs.finetune import config_params
-    from tunelab.tracking import open_tracker
+    from tunelab.tracking import config_params, open_tracker
 
     log = MetricsLog(run_dir / "metrics.jsonl")
     log.truncate_after(0)
@@ -215,10 +210,10 @@ def record_result(config: RunConfig, run_dir: Path, data, job, rows: list[dict])
 
 
 def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) -> dict:
-    from tunelab.jobs.finetune import prepare_data
+    from tunelab.data.for_run import data_for_run
 
     config, run_dir = start(config, resume)
-    data = prepare_data(config, run_dir)
+    data = data_for_run(config, run_dir)
     if resume is None:
         config = config.model_copy(
             update={

@@ -11,21 +11,22 @@ from pathlib import Path
 
 from tunelab.config import RunConfig, apply_override, read_yaml, validate_tree
 from tunelab.errors import ConfigError
+from tunelab.methods.registry import get_method
 
-LORA_METHODS = ("lora", "qlora")
 KINDS = ("float", "int", "categorical")
 
 
 def default_space(config: RunConfig, cuda: bool) -> dict:
     """Established practice: learning rate log-uniform within 5× of the method's default, LoRA rank
     {8,16,32,64}, 2–5 epochs, warmup ratio 0–0.1, and batch size where a GPU's memory allows it."""
-    rate = config.learning_rate()
+    method = get_method(config.method or "lora")
+    rate = config.train.learning_rate or method.learning_rate
     space = {
         "train.learning_rate": {"type": "float", "low": rate / 5, "high": rate * 5, "log": True},
         "train.epochs": {"type": "int", "low": 2, "high": 5},
         "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.1},
     }
-    if config.method in LORA_METHODS or config.method is None:
+    if "lora" in method.settings:
         space["lora.r"] = {"type": "categorical", "choices": [8, 16, 32, 64]}
     if cuda:
         space["train.batch_size"] = {"type": "categorical", "choices": [8, 16, 32]}

@@ -144,14 +144,13 @@ def _work_quietly(*args) -> None:
 
 def prepared_config(config: RunConfig, study_dir: Path) -> RunConfig:
     """Prepare the data once for all trials; trials read the prepared folder."""
-    from tunelab.jobs.finetune import prepare_data, resolve
+    from tunelab.data.for_run import data_for_run
+    from tunelab.jobs.finetune import resolve
 
-    data = prepare_data(config, study_dir)
-    config = resolve(config, data)
-    updates = {"data": config.data.model_copy(update={"path": [str(data.folder.resolve())]})}
+    config = resolve(config, data_for_run(config, study_dir))
     if config.train.eval_steps is None:
-        updates["train"] = config.train.model_copy(update={"eval_steps": SWEEP_EVAL_STEPS})
-    return config.model_copy(update=updates)
+        return config.model_copy(update={"train": config.train.model_copy(update={"eval_steps": SWEEP_EVAL_STEPS})})
+    return config
 
 
 def study_folder(out: str | None) -> Path:
@@ -172,8 +171,8 @@ def run_sweep(
     seed: int = 0,
 ) -> dict:
     """Run (or join) a study; returns and writes the summary: trials table, importances, best config, report."""
-    from tunelab.jobs.finetune import device_name
     from tunelab.search.summary import summarise
+    from tunelab.training.distributed import device_name
 
     if trials < 1 or jobs < 1:
         raise ConfigError("--trials and --jobs must be at least 1", "e.g. --trials 20 --jobs 2")

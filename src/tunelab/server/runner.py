@@ -27,41 +27,29 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def mean_token_accuracy(model, tokenizer, records: list[dict], task: str, max_length: int) -> float | None:
+def mean_token_accuracy(loaded, records: list[dict], max_length: int) -> float | None:
     """Share of trained (assistant) tokens whose next-token prediction is right, as OpenAI reports it."""
-    import torch
+    from tunelab.evaluation.predict import language_model_stats
 
-    from tunelab.training.batches import IGNORE, collate_padded, encode_record
-
-    if not records or task != "causal-lm":
+    if not records or loaded.task != "causal-lm":
         return None
-    correct = total = 0
-    examples = [encode_record(r, tokenizer, task, max_length=max_length) for r in records[:ACCURACY_EXAMPLES]]
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for start in range(0, len(examples), 8):
-            batch = collate_padded(examples[start : start + 8], tokenizer.pad_token_id or 0, task)
-            logits = model(
-                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-            ).logits
-            targets = batch["targets"].to(device)
-            keep = targets != IGNORE
-            correct += int((logits.argmax(-1)[keep] == targets[keep]).sum())
-            total += int(keep.sum())
-    return round(correct / total, 6) if total else None
+    _, counts, correct = language_model_stats(
+        loaded.model, loaded.tokenizer, records[:ACCURACY_EXAMPLES], loaded.task, max_length=max_length
+    )
+    return round(sum(correct) / sum(counts), 6) if sum(counts) else None
 
 
 def accuracies(run_dir: Path) -> dict:
     from tunelab.data.prepare import load_prepared
-    from tunelab.inference.engine import load_run, run_config
+    from tunelab.inference.engine import load_run
+    from tunelab.runs import read_config
 
     loaded = load_run(run_dir)
-    config = run_config(run_dir)
-    data = load_prepared(Path(config["data"]["path"][0]))
-    max_length = config["model"]["max_length"]
+    config = read_config(run_dir)
+    data = load_prepared(Path(config.data.path[0]))
     return {
-        "train": mean_token_accuracy(loaded.model, loaded.tokenizer, data.train, loaded.task, max_length),
-        "validation": mean_token_accuracy(loaded.model, loaded.tokenizer, data.validation, loaded.task, max_length),
+        "train": mean_token_accuracy(loaded, data.train, config.model.max_length),
+        "validation": mean_token_accuracy(loaded, data.validation, config.model.max_length),
     }
 
 

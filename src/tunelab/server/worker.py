@@ -14,12 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+from tunelab.methods.lora import LORA
 from tunelab.runs import read_json, write_json
 from tunelab.server import datasets
 from tunelab.server.store import Store, new_id, now
 
 POLL_SECONDS = 1.0
-METHOD_LEARNING_RATE = 2e-4  # LoRA's default, which learning_rate_multiplier scales
 
 
 def fine_tuned_name(job: dict) -> str:
@@ -156,10 +156,10 @@ class Worker:
             "data.path": [str(job_dir / "data")],
             "model.name": job["base_name"],
             "out": str(job_dir / "run"),
-            "method": "lora",
+            "method": LORA.name,
             "train.epochs": hp["n_epochs"],
             "train.batch_size": hp["batch_size"],
-            "train.learning_rate": hp["learning_rate_multiplier"] * METHOD_LEARNING_RATE,
+            "train.learning_rate": hp["learning_rate_multiplier"] * LORA.learning_rate,  # what the multiplier scales
             "train.seed": job["seed"],
             "train.save_steps": max(1, steps // 10),
             "data.force": True,

@@ -63,3 +63,18 @@ def open_tracker(config, run_dir: Path, manifest: dict) -> Tracker:
 
         sinks.append(TensorBoardTracker(run_dir / "tensorboard"))
     return Trackers(sinks) if sinks else NoTracker()
+
+
+def config_params(config) -> dict:
+    """Every resolved config value as a flat {dotted.key: value} mapping, as trackers log parameters."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, child)
+        else:
+            flat[prefix] = value
+
+    walk("", config.model_dump(mode="json"))
+    return flat

@@ -163,7 +163,7 @@ def non_padding_tokens(batch: dict) -> int:
 
 def eval_loss(model, tokenizer, records: list[dict], task: str, max_length: int = 1024, batch_size: int = 8) -> float:
     """Mean loss per trained target of `model` on normalised records (base and tuned alike)."""
-    from tunelab.training.losses import mean_loss
+    from tunelab.training.losses import classification_loss, mean_loss, summed_token_loss
 
     ensure_chat_template(tokenizer)
     label_ids = getattr(model.config, "label2id", None) if task == "classification" else None
@@ -181,4 +181,5 @@ def eval_loss(model, tokenizer, records: list[dict], task: str, max_length: int 
             pad_id=tokenizer.pad_token_id or 0,
         )
     )
-    return mean_loss(model, passes, task)
+    loss = classification_loss if task == "classification" else summed_token_loss
+    return mean_loss(model, passes, loss, trained_tokens)

@@ -22,6 +22,11 @@ class Parallel:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def device(self) -> str:
+        """This process's device: the one Accelerate assigned, or this machine's default."""
+        return str(self.accelerator.device) if self.world > 1 else device_name()
+
     def shard(self, items: list) -> list:
         return items[self.rank :: self.world]
 
@@ -50,6 +55,10 @@ class Parallel:
 
     def unwrap(self, model):
         return model if self.world == 1 else self.accelerator.unwrap_model(model)
+
+
+def device_name() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def current() -> Parallel:

@@ -1,13 +1,15 @@
 """The training loop: one function, read top to bottom.
 
 Data order and learning rate are pure functions of the step, so a run resumed from a
-checkpoint continues exactly as the uninterrupted run would have.
+checkpoint continues exactly as the uninterrupted run would have. The loop knows no task and
+no method: the objective it is handed says how examples become batches and what the loss is.
 """
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -15,20 +17,22 @@ from tunelab.errors import TrainingError
 from tunelab.progress import say
 from tunelab.runs import MetricsLog
 from tunelab.training import checkpoint
-from tunelab.training.batches import Example, micro_batches, non_padding_tokens, trained_tokens
+from tunelab.training.batches import Example, non_padding_tokens
 from tunelab.training.distributed import Parallel
-from tunelab.training.losses import distill_loss, mean_loss, pass_loss
-from tunelab.training.precision import add_neftune, autocast, loss_scaler
+from tunelab.training.losses import mean_loss
+from tunelab.training.objectives import Objective
+from tunelab.training.precision import add_neftune, autocast, loss_scaler, resolve_precision
 from tunelab.training.schedule import learning_rate_at
+
+if TYPE_CHECKING:
+    from tunelab.config import RunConfig
 
 
 @dataclass
 class LoopSettings:
-    task: str
     total_steps: int
     batch_size: int
     micro_batch_size: int
-    packing: bool
     token_budget: int
     learning_rate: float
     scheduler: str
@@ -41,12 +45,50 @@ class LoopSettings:
     save_steps: int | None
     save_total_limit: int
     early_stopping_patience: int | None
-    pad_id: int
-    distill_temperature: float = 2.0
-    distill_alpha: float = 0.5
     precision: str = "fp32"
     device: str = "cpu"
     neftune_alpha: float | None = None
+
+    @classmethod
+    def from_config(cls, config: "RunConfig", n_train: int, device: str = "cpu") -> "LoopSettings":
+        """Steps, warmup and evaluation cadence follow the train split's size; the learning rate is the
+        resolved config's (the method's default is filled in before the config is saved)."""
+        t = config.train
+        steps_per_epoch = math.ceil(n_train / t.batch_size)
+        total = math.ceil(steps_per_epoch * t.epochs)
+        if t.max_steps:
+            total = min(total, t.max_steps)
+        warmup = t.warmup_steps if t.warmup_steps is not None else math.ceil(t.warmup_ratio * total)
+        return cls(
+            total_steps=total,
+            batch_size=t.batch_size,
+            micro_batch_size=t.micro_batch_size or t.batch_size,
+            token_budget=max(t.tokens_per_batch, config.model.max_length),
+            learning_rate=t.learning_rate,
+            scheduler=t.scheduler,
+            warmup_steps=warmup,
+            weight_decay=t.weight_decay,
+            max_grad_norm=t.max_grad_norm,
+            seed=t.seed,
+            eval_steps=t.eval_steps or steps_per_epoch,
+            logging_steps=t.logging_steps,
+            save_steps=t.save_steps,
+            save_total_limit=t.save_total_limit,
+            early_stopping_patience=t.early_stopping_patience,
+            precision=resolve_precision(t.precision, device),
+            device=device,
+            neftune_alpha=t.neftune_alpha,
+        )
+
+
+@dataclass
+class LoopState:
+    """What the loop carries from step to step besides the weights; saved in every checkpoint."""
+
+    best_eval_loss: float | None = None
+    bad_evals: int = 0
+    trained_tokens: int = 0
+    tokens_seen: int = 0
 
 
 @dataclass
@@ -80,52 +122,35 @@ def make_optimizer(model, learning_rate: float, weight_decay: float) -> torch.op
         return torch.optim.AdamW(groups, lr=learning_rate, foreach=True)
 
 
-def batches_for(examples: list[Example], s: LoopSettings, device) -> list[dict]:
-    passes = micro_batches(
-        examples,
-        s.task,
-        packing=s.packing,
-        token_budget=s.token_budget,
-        micro_batch_size=s.micro_batch_size,
-        pad_id=s.pad_id,
-    )
+def batches_for(examples: list[Example], s: LoopSettings, objective: Objective, device) -> list[dict]:
+    passes = objective.batches(examples, s.micro_batch_size, s.token_budget)
     return [{k: v.to(device) for k, v in batch.items()} for batch in passes]
 
 
-def evaluation_loss(model, examples: list[Example], s: LoopSettings, class_weights=None) -> float:
-    """Mean loss per trained target over a held-out split."""
+def evaluation_loss(model, examples: list[Example], s: LoopSettings, objective: Objective) -> float:
+    """Mean validation loss per trained target over a held-out split."""
     device = next(model.parameters()).device
     passes = (
         batch
         for start in range(0, len(examples), s.batch_size)
-        for batch in batches_for(examples[start : start + s.batch_size], s, device)
+        for batch in batches_for(examples[start : start + s.batch_size], s, objective, device)
     )
-    return mean_loss(model, passes, s.task, class_weights)
+    return mean_loss(model, passes, objective.validation_loss, objective.targets)
 
 
 def forward_backward(
-    model,
-    passes: list[dict],
-    s: LoopSettings,
-    *,
-    scale: float,
-    step_targets: float,
-    scaler,
-    class_weights=None,
-    teacher=None,
+    model, passes: list[dict], s: LoopSettings, objective: Objective, *, scale: float, step_targets: float, scaler
 ) -> float:
-    """Accumulate the gradients of one optimizer step; returns this rank's summed loss."""
-    step_loss = 0.0
+    """Accumulate the gradients of one optimizer step; returns this rank's summed loss. The loss stays on
+    the device until the step's passes are done, so the host waits for it once per optimizer step."""
+    step_loss = torch.zeros((), device=passes[0]["input_ids"].device)
     for batch in passes:
         with autocast(s.precision, s.device):
-            loss = (
-                distill_loss(model, teacher, batch, s.distill_temperature, s.distill_alpha)
-                if teacher is not None
-                else pass_loss(model, batch, s.task, class_weights)
-            )
+            loss = objective.loss(model, batch)
         scaler.scale(loss * scale / step_targets).backward()
-        step_loss += float(loss.detach()) if scale else 0.0
-    return step_loss
+        if scale:
+            step_loss += loss.detach().float()
+    return float(step_loss)
 
 
 def shrink_after_oom(s: LoopSettings, optimizer, step: int) -> LoopSettings:
@@ -141,7 +166,8 @@ def shrink_after_oom(s: LoopSettings, optimizer, step: int) -> LoopSettings:
     smaller = replace(s, micro_batch_size=max(1, s.micro_batch_size // 2), token_budget=max(256, s.token_budget // 2))
     say(
         f"[yellow]out of memory at step {step + 1}:[/] micro-batch {s.micro_batch_size} -> {smaller.micro_batch_size}, "
-        f"packed row {s.token_budget} -> {smaller.token_budget} tokens; gradient accumulation keeps the batch at {s.batch_size}"
+        f"packed row {s.token_budget} -> {smaller.token_budget} tokens; "
+        f"gradient accumulation keeps the batch at {s.batch_size}"
     )
     return smaller
 
@@ -151,11 +177,10 @@ def train_loop(
     train: list[Example],
     validation: list[Example],
     s: LoopSettings,
+    loss_fn: Objective,
     *,
     run_dir: Path,
     log: MetricsLog,
-    class_weights=None,
-    teacher=None,
     resume_from: Path | None = None,
     on_eval=None,
     parallel: Parallel | None = None,
@@ -164,13 +189,13 @@ def train_loop(
     parallel = parallel or Parallel()
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
-    state = {"best_eval_loss": None, "bad_evals": 0, "trained_tokens": 0, "tokens_seen": 0}
-    start_step = 0
+    state, step = LoopState(), 0
     if resume_from:
-        state = checkpoint.load_checkpoint(resume_from, model, optimizer)
-        start_step = state.pop("step")
-        log.truncate_after(start_step)
-        say(f"resumed from {resume_from.name} at step {start_step}")
+        saved = checkpoint.load_checkpoint(resume_from, model, optimizer)
+        step = saved.pop("step")
+        state = LoopState(**saved)
+        log.truncate_after(step)
+        say(f"resumed from {resume_from.name} at step {step}")
     else:
         torch.manual_seed(s.seed)
     best_weights, steps_per_epoch, began = None, math.ceil(len(train) / s.batch_size), time.time()
@@ -178,15 +203,14 @@ def train_loop(
     noise = add_neftune(bare_model, s.neftune_alpha) if s.neftune_alpha else None
     model, optimizer = parallel.wrap(model, optimizer)
     model.train()
-    progress = _progress(s.total_steps, start_step)
-    step = start_step
+    progress = _progress(s.total_steps, step)
     while step < s.total_steps:
         tick = time.time()
         examples = step_examples(train, step, s.batch_size, s.seed)
         share = parallel.shard(examples)
         scale = parallel.world if share else 0.0  # a rank without examples still joins the gradient sync
-        passes = batches_for(share or examples[:1], s, device)
-        step_targets = parallel.total(sum(trained_tokens(b) for b in passes) if share else 0)
+        passes = batches_for(share or examples[:1], s, loss_fn, device)
+        step_targets = parallel.total(sum(loss_fn.targets(b) for b in passes) if share else 0)
         if step_targets == 0:  # nothing to learn in this step: never feed the optimizer a zero batch
             say(f"[yellow]warning:[/] step {step + 1} has no trained tokens; skipped")
             step += 1
@@ -197,18 +221,8 @@ def train_loop(
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
-            step_loss = parallel.total(
-                forward_backward(
-                    model,
-                    passes,
-                    s,
-                    scale=scale,
-                    step_targets=step_targets,
-                    scaler=scaler,
-                    class_weights=class_weights,
-                    teacher=teacher,
-                )
-            )
+            summed = forward_backward(model, passes, s, loss_fn, scale=scale, step_targets=step_targets, scaler=scaler)
+            step_loss = parallel.total(summed)
         except torch.OutOfMemoryError:
             s = shrink_after_oom(s, optimizer, step)
             continue
@@ -217,16 +231,10 @@ def train_loop(
                 f"loss became {step_loss} at step {step + 1}; the last good checkpoint is kept",
                 "lower the learning rate or check the data for empty or extreme examples",
             )
-        scaler.unscale_(optimizer)
-        grad_norm = float(
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm)
-        )
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        state["trained_tokens"] += int(step_targets)
+        grad_norm = _optimizer_step(model, optimizer, scaler, s.max_grad_norm)
         step_tokens = parallel.total(sum(non_padding_tokens(b) for b in passes) if share else 0)
-        state["tokens_seen"] += int(step_tokens)
+        state.trained_tokens += int(step_targets)
+        state.tokens_seen += int(step_tokens)
         step += 1
         record = {
             "step": step,
@@ -237,39 +245,66 @@ def train_loop(
             "tokens_per_second": step_tokens / (time.time() - tick),
         }
         if step % s.eval_steps == 0 or step == s.total_steps:
-            record["eval_loss"] = evaluation_loss(model, validation, s, class_weights) if validation else None
+            record["eval_loss"] = evaluation_loss(model, validation, s, loss_fn) if validation else None
             best_weights = _track_best(
                 bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience)
             )
         if parallel.is_main:
-            if step % s.logging_steps == 0 or "eval_loss" in record:
-                log.append(record)
-            progress(step, record)
-            if s.save_steps and step % s.save_steps == 0:
-                checkpoint.save_checkpoint(run_dir, step, bare_model, optimizer, state, s.save_total_limit)
-            if on_eval and "eval_loss" in record:  # after logging, so a pruned trial keeps its last record
-                on_eval(step, record)
-        if s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience:
-            say(f"early stopping at step {step}: no validation improvement in {state['bad_evals']} evaluations")
+            _record_step(record, step, s, log, progress, run_dir, bare_model, optimizer, state, on_eval)
+        if s.early_stopping_patience and state.bad_evals >= s.early_stopping_patience:
+            say(f"early stopping at step {step}: no validation improvement in {state.bad_evals} evaluations")
             break
     if noise:
         noise.remove()
     if best_weights is not None and s.early_stopping_patience:
         bare_model.load_state_dict(best_weights, strict=False)
-    stopped_early = bool(s.early_stopping_patience and state["bad_evals"] >= s.early_stopping_patience)
+    stopped_early = bool(s.early_stopping_patience and state.bad_evals >= s.early_stopping_patience)
     return LoopResult(
-        step, state["best_eval_loss"], stopped_early, state["trained_tokens"], time.time() - began, state["tokens_seen"]
+        step, state.best_eval_loss, stopped_early, state.trained_tokens, time.time() - began, state.tokens_seen
     )
 
 
-def _track_best(model, eval_loss, state: dict, best_weights, keep_weights: bool):
+def _optimizer_step(model, optimizer, scaler, max_grad_norm: float) -> float:
+    """Unscale, clip, step and clear the gradients; returns the gradient norm before clipping."""
+    scaler.unscale_(optimizer)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm))
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def _record_step(
+    record: dict,
+    step: int,
+    s: LoopSettings,
+    log: MetricsLog,
+    progress,
+    run_dir: Path,
+    model,
+    optimizer,
+    state: LoopState,
+    on_eval,
+) -> None:
+    """The main process logs, shows progress, checkpoints and reports evaluations (a sweep may prune here)."""
+    if step % s.logging_steps == 0 or "eval_loss" in record:
+        log.append(record)
+    progress(step, record)
+    if s.save_steps and step % s.save_steps == 0:
+        checkpoint.save_checkpoint(run_dir, step, model, optimizer, asdict(state), s.save_total_limit)
+    if on_eval and "eval_loss" in record:  # after logging, so a pruned trial keeps its last record
+        on_eval(step, record)
+
+
+def _track_best(model, eval_loss, state: LoopState, best_weights, keep_weights: bool):
     """Remember the best validation loss (and, for early stopping, its trainable weights)."""
     if eval_loss is None:
         return best_weights
-    if state["best_eval_loss"] is None or eval_loss < state["best_eval_loss"]:
-        state["best_eval_loss"], state["bad_evals"] = eval_loss, 0
+    if state.best_eval_loss is None or eval_loss < state.best_eval_loss:
+        state.best_eval_loss, state.bad_evals = eval_loss, 0
         return checkpoint.trainable_state(model) if keep_weights else None
-    state["bad_evals"] += 1
+    state.bad_evals += 1
     return best_weights
 
 

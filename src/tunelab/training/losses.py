@@ -1,4 +1,4 @@
-"""Loss of one forward pass, as a sum over trained targets (the loop divides by the step's count).
+"""Losses of one forward pass, as sums over trained targets (the loop divides by the step's count).
 
 Summing per pass and dividing once per optimizer step makes gradient accumulation exact: 8
 examples in one pass or in 4 passes of 2 give the same loss. For causal LMs the vocabulary
@@ -6,46 +6,78 @@ projection runs only at positions that are trained (`logits_to_keep`), which ski
 largest matmul when the loss is on assistant tokens only.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from tunelab.training.batches import IGNORE, trained_tokens
+from tunelab.training.batches import IGNORE
 
 
-def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets at trained positions only."""
+def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits and targets at trained positions only, and the batch row each position belongs to."""
     targets = batch["targets"]
-    if targets.shape[0] == 1 and "position_ids" in batch:  # packed row: project only where trained
+    if getattr(model.config, "is_encoder_decoder", False):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=targets).logits
+    elif targets.shape[0] == 1 and "position_ids" in batch:  # packed row: project only where trained
         keep = (targets[0] != IGNORE).nonzero().squeeze(-1)
         out = model(
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False
         )
-        return out.logits[0], targets[0, keep]
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    logits = out.logits[:, -targets.shape[1] :]  # prompt tuning prepends virtual-token positions
+        return out.logits[0], targets[0, keep], torch.zeros_like(keep)
+    else:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+        logits = out.logits[:, -targets.shape[1] :]  # prompt tuning prepends virtual-token positions
     mask = targets != IGNORE
-    return logits[mask], targets[mask]
+    return logits[mask], targets[mask], mask.nonzero()[:, 0]
 
 
-def pass_loss(model, batch: dict, task: str, class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Summed loss of one micro-batch."""
-    if task == "classification":
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return F.cross_entropy(logits.float(), batch["targets"], weight=class_weights, reduction="sum")
-    if task == "seq2seq":
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["targets"])
-        return F.cross_entropy(
-            out.logits.flatten(0, 1).float(), batch["targets"].flatten(), ignore_index=IGNORE, reduction="sum"
-        )
-    logits, targets = lm_logits_at_targets(model, batch)
+@dataclass
+class TokenStats:
+    """Per batch row: summed next-token loss over trained targets, their count, and correct argmax predictions."""
+
+    loss: torch.Tensor
+    count: torch.Tensor
+    correct: torch.Tensor
+
+
+def token_statistics(model, batch: dict) -> TokenStats:
+    """The one place trained-token statistics are computed: loop validation, evaluation and the service's
+    accuracies all read them, so prompt tuning's virtual-token offset and packing are handled once."""
+    logits, targets, rows = lm_logits_at_targets(model, batch)
+    n_rows = batch["targets"].shape[0]
+    losses = F.cross_entropy(logits.float(), targets, reduction="none")
+    hits = (logits.argmax(-1) == targets).to(losses.dtype)
+    per_row = torch.zeros(n_rows, device=losses.device, dtype=losses.dtype)
+    return TokenStats(
+        loss=per_row.index_add(0, rows, losses),
+        count=torch.zeros(n_rows, device=rows.device, dtype=torch.long).index_add(0, rows, torch.ones_like(rows)),
+        correct=per_row.index_add(0, rows, hits),
+    )
+
+
+def summed_token_loss(model, batch: dict) -> torch.Tensor:
+    """Validation's LM loss: the same sum over trained targets, read from the shared statistics."""
+    return token_statistics(model, batch).loss.sum()
+
+
+def lm_loss(model, batch: dict) -> torch.Tensor:
+    """Summed next-token cross-entropy of one causal-LM or seq2seq micro-batch."""
+    logits, targets, _ = lm_logits_at_targets(model, batch)
     return F.cross_entropy(logits.float(), targets, reduction="sum")
 
 
-def distill_loss(student, teacher, batch: dict, temperature: float, alpha: float) -> torch.Tensor:
+def classification_loss(model, batch: dict, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Summed (optionally class-weighted) cross-entropy of one classification micro-batch."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return F.cross_entropy(logits.float(), batch["targets"], weight=class_weights, reduction="sum")
+
+
+def distill_loss(student, batch: dict, *, teacher, temperature: float, alpha: float) -> torch.Tensor:
     """alpha * T^2 * KL(teacher || student) at temperature T + (1 - alpha) * hard-label CE, summed."""
-    student_logits, targets = lm_logits_at_targets(student, batch)
+    student_logits, targets, _ = lm_logits_at_targets(student, batch)
     with torch.no_grad():
-        teacher_logits, _ = lm_logits_at_targets(teacher, batch)
+        teacher_logits, _, _ = lm_logits_at_targets(teacher, batch)
     hard = F.cross_entropy(student_logits.float(), targets, reduction="sum")
     soft = (
         F.kl_div(
@@ -59,21 +91,17 @@ def distill_loss(student, teacher, batch: dict, temperature: float, alpha: float
     return alpha * soft + (1 - alpha) * hard
 
 
-def token_accuracy(model, batch: dict) -> tuple[int, int]:
-    """Correct next-token predictions and trained targets in one causal-LM batch."""
-    logits, targets = lm_logits_at_targets(model, batch)
-    return int((logits.argmax(-1) == targets).sum()), int(targets.numel())
-
-
-def mean_loss(model, passes, task: str, class_weights=None) -> float:
-    """Mean loss per trained target over batches already on the model's device (no gradients; the
-    model's train/eval mode is restored). Validation in the loop and evaluation of any model share it."""
+def mean_loss(model, passes, loss, targets) -> float:
+    """Mean of `loss(model, batch)` per `targets(batch)` over batches already on the model's device (no
+    gradients; the model's train/eval mode is restored). Validation in the loop and evaluation of any
+    model share it."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count = None, 0
     with torch.no_grad():
         for batch in passes:
-            total += float(pass_loss(model, batch, task, class_weights))
-            count += trained_tokens(batch)
+            summed = loss(model, batch).detach()
+            total = summed if total is None else total + summed
+            count += targets(batch)
     model.train(was_training)
-    return total / max(count, 1)
+    return float(total) / max(count, 1) if total is not None else 0.0
