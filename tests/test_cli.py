@@ -97,12 +97,20 @@ def test_run_reports_its_cost_beside_the_estimate(finished_run):
 
 
 def test_adapter_loads_with_plain_peft(finished_run):
+    """Plain PEFT, knowing nothing of tunelab, loads the saved adapter to the outputs tunelab's loader gives."""
     import torch
     from peft import AutoPeftModelForCausalLM
 
+    from tunelab.inference.engine import load_run
+
     out, _ = finished_run
-    model = AutoPeftModelForCausalLM.from_pretrained(out / "adapter", dtype=torch.float32)
-    assert sum(p.numel() for p in model.parameters()) > 0
+    model = AutoPeftModelForCausalLM.from_pretrained(out / "adapter", dtype=torch.float32).eval()
+    assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)  # trained, not the init
+    ours = load_run(out)
+    batch = ours.tokenizer(["Question 3: where is order 1021?", "Order"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        plain, tunelab_loaded = model(**batch).logits, ours.model(**batch).logits
+    assert plain.shape == tunelab_loaded.shape and torch.allclose(plain, tunelab_loaded, atol=1e-5)
 
 
 def test_init_writes_a_config_that_loads(tmp_path):

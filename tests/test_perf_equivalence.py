@@ -2,52 +2,55 @@
 
 50 optimizer steps of tunelab's loop (packed padding-free rows, LM head only at trained positions,
 fused AdamW) against a plain loop (right-padded batches, full logits, for-loop AdamW) from the same
-weights, on the same real instruction data in the same order, with the same schedule, weight decay
-and clipping: the loss at step 50 stays within 1%, and so does (within 5%) the distance the loss
-moved, so a real difference could not hide behind a loss that barely moves.
+weights, on the same generated headline-style chat data (varied lengths, so packing and padding really
+differ) in the same order, with the same schedule, weight decay and clipping: the loss at step 50 stays
+within 1%, and so does (within 5%) the distance the loss moved, so a real difference could not hide
+behind a loss that barely moves.
 """
 
-import json
+import random
 
 import pytest
 import torch
 import torch.nn.functional as F
 from tiny_models import tiny_llama
+from training_helpers import setup_for
 
-from tunelab.config import RunConfig
-from tunelab.jobs.finetune import encode_split, loop_settings
-from tunelab.methods.registry import apply_method
+from tunelab.config import load_config
 from tunelab.runs import MetricsLog
-from tunelab.training.batches import IGNORE, collate_padded, ensure_chat_template
+from tunelab.training.batches import IGNORE, collate_padded
 from tunelab.training.loop import step_examples, train_loop
 from tunelab.training.schedule import learning_rate_at
 
 pytestmark = pytest.mark.slow
 STEPS = 50
+WORDS = (
+    "shares prices bank rates minister talks government police rain storm team coach match city council "
+    "workers strike oil exports market record profit report court judge vote election border trade deal "
+    "water school hospital doctors farmers harvest train airport flight museum river bridge"
+).split()
 
 
-def headline_records(shared_data) -> list[dict]:
-    """The T0 gigaword rows (short, so 50 steps stay quick on a CPU) as chat turns."""
-    rows = [json.loads(line) for line in (shared_data / "t0" / "gigaword_TLDR.jsonl").read_text().splitlines()]
-    return [
-        {
-            "messages": [
-                {"role": "user", "content": r["prompt"].strip()},
-                {"role": "assistant", "content": r["completion"].replace("<|endoftext|>", "").strip()},
-            ]
-        }
-        for r in rows
-    ]
+def headline_records(n: int = 400, seed: int = 0) -> list[dict]:
+    """Generated summarise-to-a-headline chats of varied lengths: a 6-60 word story, a 2-10 word headline
+    made of the story's own words (learnable, so the loss moves)."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        story = [rng.choice(WORDS) for _ in range(rng.randint(6, 60))]
+        headline = sorted(rng.sample(range(len(story)), rng.randint(2, min(10, len(story)))))
+        records.append(
+            {
+                "messages": [
+                    {"role": "user", "content": " ".join(story) + " .\n\nTL;DR:"},
+                    {"role": "assistant", "content": " ".join(story[i] for i in headline)},
+                ]
+            }
+        )
+    return records
 
 
-def fresh_model(method: str, config: RunConfig):
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama(), dtype=torch.float32)
-    return apply_method(model, config, "causal-lm", "tiny-llama")
-
-
-def plain_loop(model, examples, s) -> list[float]:
+def plain_loop(model, examples, s, pad_id: int) -> list[float]:
     """The textbook loop: padded batch, full logits, mean cross-entropy, for-loop AdamW."""
     torch.manual_seed(s.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -63,7 +66,7 @@ def plain_loop(model, examples, s) -> list[float]:
     model.train()
     losses = []
     for step in range(s.total_steps):
-        batch = collate_padded(step_examples(examples, step, s.batch_size, s.seed), s.pad_id, "causal-lm")
+        batch = collate_padded(step_examples(examples, step, s.batch_size, s.seed), pad_id, "causal-lm")
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(
                 step, peak=s.learning_rate, total_steps=s.total_steps, warmup_steps=s.warmup_steps, schedule=s.scheduler
@@ -79,26 +82,29 @@ def plain_loop(model, examples, s) -> list[float]:
 
 
 @pytest.mark.parametrize("method,learning_rate", [("full", 2e-3), ("lora", 5e-3)])
-def test_optimised_loop_matches_plain_loop(shared_data, tmp_path, method, learning_rate):
-    from transformers import AutoTokenizer
-
-    config = RunConfig(
-        task="causal-lm",
-        method=method,
-        model={"max_length": 256},
-        lora={"dropout": 0.0},
-        train={"max_steps": STEPS, "batch_size": 8, "learning_rate": learning_rate, "seed": 3},
+def test_optimised_loop_matches_plain_loop(tmp_path, method, learning_rate):
+    config = load_config(
+        None,
+        {
+            "task": "causal-lm",
+            "method": method,
+            "model": {"name": str(tiny_llama()), "max_length": 256, "dtype": "float32"},
+            "lora": {"dropout": 0.0},
+            "train": {"max_steps": STEPS, "batch_size": 8, "learning_rate": learning_rate, "seed": 3},
+        },
     )
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama())
-    ensure_chat_template(tokenizer)
-    examples = encode_split(headline_records(shared_data), tokenizer, config, None, "train")
-    settings = loop_settings(config, len(examples), tokenizer.pad_token_id or 0)
-    assert settings.packing and settings.total_steps == STEPS
+    setup = setup_for(config, headline_records())
+    settings, objective, pad_id = setup.settings, setup.objective, setup.tokenizer.pad_token_id or 0
+    assert settings.total_steps == STEPS and settings.learning_rate == learning_rate
+    first = objective.batches(step_examples(setup.examples, 0, 8, settings.seed), 8, settings.token_budget)
+    assert all("position_ids" in b and "attention_mask" not in b for b in first)  # the optimised loop packs
+    lengths = {len(e.input_ids) for e in setup.examples}
+    assert max(lengths) > 2 * min(lengths)  # varied lengths: padding would cost, packing saves it
 
     log = MetricsLog(tmp_path / "metrics.jsonl")
-    train_loop(fresh_model(method, config), examples, [], settings, run_dir=tmp_path, log=log)
+    train_loop(setup.model(), setup.examples, [], settings, objective, run_dir=tmp_path, log=log)
     optimised = [record["loss"] for record in log.read()]
-    plain = plain_loop(fresh_model(method, config), examples, settings)
+    plain = plain_loop(setup.model(), setup.examples, settings, pad_id)
 
     assert abs(optimised[0] - plain[0]) / plain[0] < 1e-4  # same weights, same first batch
     assert abs(optimised[-1] - plain[-1]) / plain[-1] < 0.01, (optimised[-1], plain[-1])

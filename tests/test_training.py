@@ -12,10 +12,8 @@ from tunelab.training.batches import (
     collate_padded,
     encode_record,
     ensure_chat_template,
-    micro_batches,
-    trained_tokens,
 )
-from tunelab.training.losses import pass_loss
+from tunelab.training.losses import lm_loss
 from tunelab.training.schedule import learning_rate_at
 
 CHAT = {
@@ -79,37 +77,43 @@ def test_packing_keeps_examples_apart(llama):
     model, tokenizer = llama
     batch = examples(tokenizer)
     with torch.no_grad():
-        packed = pass_loss(model, collate_packed(batch), "causal-lm")
-        alone = sum(pass_loss(model, collate_packed([e]), "causal-lm") for e in batch)
-        padded = pass_loss(model, collate_padded(batch, tokenizer.pad_token_id, "causal-lm"), "causal-lm")
+        packed = lm_loss(model, collate_packed(batch))
+        alone = sum(lm_loss(model, collate_packed([e])) for e in batch)
+        padded = lm_loss(model, collate_padded(batch, tokenizer.pad_token_id, "causal-lm"))
     assert packed.item() == pytest.approx(alone.item(), rel=1e-5)
     assert padded.item() == pytest.approx(alone.item(), rel=1e-5)
 
 
 def test_accumulation_is_exact(llama):
-    """8 examples in one pass or in passes of 2 give the same mean loss and gradients."""
+    """8 examples in one pass or in passes of 2 (or packed) give the same mean loss and gradients, through the
+    loop's own batching (`batches_for`) and accumulation (`forward_backward`)."""
+    from dataclasses import replace
+
+    from tunelab.config import load_config
+    from tunelab.training.loop import LoopSettings, batches_for, forward_backward
+    from tunelab.training.objectives import supervised
+    from tunelab.training.precision import loss_scaler
+
     model, tokenizer = llama
     batch = examples(tokenizer, 8)
+    config = load_config(None, {"model.name": str(tiny_llama()), "train.learning_rate": 1e-3, "train.batch_size": 8})
+    settings = LoopSettings.from_config(config, len(batch))
+    assert settings.micro_batch_size == 8 and settings.precision == "fp32"
 
-    def mean_loss_and_grad(passes):
+    def mean_loss_and_grad(s, packing):
+        objective = supervised("causal-lm", packing=packing, pad_id=0)
+        passes = batches_for(batch, s, objective, "cpu")
+        count = sum(objective.targets(p) for p in passes)
         model.zero_grad()
-        count = sum(trained_tokens(p) for p in passes)
-        total = 0.0
-        for p in passes:
-            loss = pass_loss(model, p, "causal-lm") / count
-            loss.backward()
-            total += loss.item()
-        return total, model.model.embed_tokens.weight.grad.clone()
+        summed = forward_backward(
+            model, passes, s, objective, scale=1.0, step_targets=count, scaler=loss_scaler(s.precision, s.device)
+        )
+        return len(passes), summed / count, model.model.embed_tokens.weight.grad.clone()
 
-    one, grad_one = mean_loss_and_grad(
-        micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=8, pad_id=0)
-    )
-    four, grad_four = mean_loss_and_grad(
-        micro_batches(batch, "causal-lm", packing=False, token_budget=0, micro_batch_size=2, pad_id=0)
-    )
-    packed, grad_packed = mean_loss_and_grad(
-        micro_batches(batch, "causal-lm", packing=True, token_budget=64, micro_batch_size=8, pad_id=0)
-    )
+    n_one, one, grad_one = mean_loss_and_grad(settings, packing=False)
+    n_four, four, grad_four = mean_loss_and_grad(replace(settings, micro_batch_size=2), packing=False)
+    n_packed, packed, grad_packed = mean_loss_and_grad(replace(settings, token_budget=64), packing=True)
+    assert (n_one, n_four) == (1, 4) and n_packed > 1  # the three really are different splits
     assert four == pytest.approx(one, rel=1e-5) and packed == pytest.approx(one, rel=1e-5)
     assert torch.allclose(grad_one, grad_four, atol=1e-6) and torch.allclose(grad_one, grad_packed, atol=1e-6)
     model.zero_grad()

@@ -7,7 +7,7 @@ from tunelab.methods.full import FULL
 def load_teacher(name: str | None, device: str):
     from tunelab.models.loading import default_model, load_model
 
-    teacher = load_model(name or default_model("causal-lm"), "causal-lm", device=device).eval()
+    teacher = load_model(name or default_model("causal-lm"), "causal-lm", device=device).to(device).eval()
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher

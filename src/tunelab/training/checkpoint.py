@@ -43,12 +43,19 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, loop_state: dict, keep: int) -> Path:
+BEST_WEIGHTS = "best.safetensors"
+
+
+def save_checkpoint(
+    run_dir: Path, step: int, model, optimizer, loop_state: dict, keep: int, best_weights: dict | None = None
+) -> Path:
+    """`best_weights` (early stopping's best trainable weights) travel with the checkpoint, so a resumed run
+    still restores them when no later evaluation beats them."""
     root = run_dir / "checkpoints"
     final = root / f"step-{step:07d}"
     partial = root / f".step-{step:07d}.partial"
     try:
-        _write(partial, final, step, model, optimizer, loop_state)
+        _write(partial, final, step, model, optimizer, loop_state, best_weights)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         previous = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
@@ -61,13 +68,15 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, loop_state: dict
     return final
 
 
-def _write(partial: Path, final: Path, step: int, model, optimizer, loop_state: dict) -> None:
+def _write(partial: Path, final: Path, step: int, model, optimizer, loop_state: dict, best_weights) -> None:
     """Files into `partial`, checksums last, then one rename; `latest` is updated after it."""
     from safetensors.torch import save_file
 
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     save_file(trainable_state(model), str(partial / "trainable.safetensors"))
+    if best_weights is not None:
+        save_file(best_weights, str(partial / BEST_WEIGHTS))
     torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, partial / "optimizer.pt")
     (partial / "state.json").write_text(json.dumps({"step": step, **loop_state}))
     sums = {p.name: sha256_file(p) for p in sorted(partial.iterdir())}
@@ -122,3 +131,11 @@ def load_checkpoint(folder: Path, model, optimizer) -> dict:
             f"cannot read checkpoint {folder.name} in {folder.parent}: {str(exc).splitlines()[0][:200]}",
             "delete that folder to resume from an earlier checkpoint, or start the run afresh",
         ) from None
+
+
+def saved_best_weights(folder: Path) -> dict | None:
+    """The early-stopping best weights a checkpoint carries, if any (on the CPU, like trainable_state)."""
+    from safetensors.torch import load_file
+
+    path = folder / BEST_WEIGHTS
+    return load_file(str(path)) if path.exists() else None
