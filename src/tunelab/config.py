@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tunelab.data.config import DataConfig
 from tunelab.errors import ConfigError
 from tunelab.evaluation.config import EvalConfig
-from tunelab.methods.config import AdapterSettings, DistillSettings, LoraSettings, PromptSettings
+from tunelab.methods.config import (
+    AdapterSettings,
+    DistillSettings,
+    LoraSettings,
+    PreferenceSettings,
+    PromptSettings,
+    RLSettings,
+)
 from tunelab.models.config import ModelConfig
 from tunelab.tracking.config import TrackingConfig
 from tunelab.training.config import TrainConfig
@@ -31,6 +38,11 @@ class RunConfig(BaseModel):
         description="Fine-tuning method (`tunelab methods` lists them); default lora for causal LMs, full for small "
         "encoders.",
     )
+    weights: str | None = Field(
+        None,
+        description="Preference and reinforcement methods (dpo, orpo, simpo, grpo): the method whose weights train; "
+        "default lora, or full, qlora, ...",
+    )
     backend: Literal["local", "openai"] = Field(
         "local", description="local: train here; openai: OpenAI's fine-tuning API."
     )
@@ -42,6 +54,8 @@ class RunConfig(BaseModel):
     prompt: PromptSettings = Field(default_factory=PromptSettings)
     adapter: AdapterSettings = Field(default_factory=AdapterSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
+    preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
+    rl: RLSettings = Field(default_factory=RLSettings)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
@@ -57,6 +71,15 @@ class RunConfig(BaseModel):
 
         if value is not None and value not in METHODS:
             raise ValueError(f"unknown method {value!r}; use one of " + ", ".join(repr(name) for name in METHODS))
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_are_a_supervised_method(cls, value):
+        from tunelab.methods.registry import weights_methods
+
+        if value is not None and value not in weights_methods():
+            raise ValueError(f"unknown weights {value!r}; use one of " + ", ".join(map(repr, weights_methods())))
         return value
 
 

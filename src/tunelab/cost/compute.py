@@ -7,16 +7,20 @@ more forward (2N) per token when gradient checkpointing recomputes activations.
 
 from dataclasses import dataclass
 
-from tunelab.methods.registry import get_method
+from tunelab.methods.registry import method_named
 from tunelab.models.catalogue import ModelSpec
 
 QUANTIZED_SLOWDOWN = 0.7  # de-quantising 4-bit weights on every matmul costs throughput
 
 
-def flops_per_token(spec: ModelSpec, method: str, seq_len: int, gradient_checkpointing: bool = False) -> float:
+def flops_per_token(
+    spec: ModelSpec, method: str, seq_len: int, gradient_checkpointing: bool = False, weights: str | None = None
+) -> float:
     weight_params = spec.params - (0 if spec.tied else spec.vocab * spec.hidden)  # an embedding lookup costs no FLOPs
-    trains = get_method(method)
+    trains = method_named(method, weights)
     matmul = (6 if trains.trains_base else 4) * weight_params
+    if trains.recipe and not trains.trains_base:  # a reference pass (adapters off); full weights score it once
+        matmul += 2 * trains.recipe.extra_forward * weight_params
     if trains.teacher:
         matmul += 2 * weight_params  # the teacher's forward pass
     attention = 6 * spec.layers * seq_len * spec.attention_dim
@@ -25,9 +29,14 @@ def flops_per_token(spec: ModelSpec, method: str, seq_len: int, gradient_checkpo
 
 
 def training_flops(
-    spec: ModelSpec, method: str, train_tokens: int, seq_len: int, gradient_checkpointing: bool = False
+    spec: ModelSpec,
+    method: str,
+    train_tokens: int,
+    seq_len: int,
+    gradient_checkpointing: bool = False,
+    weights: str | None = None,
 ) -> float:
-    return flops_per_token(spec, method, seq_len, gradient_checkpointing) * train_tokens
+    return flops_per_token(spec, method, seq_len, gradient_checkpointing, weights) * train_tokens
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,10 @@ class Throughput:
         return flops / (self.flops_high * devices * 3600), flops / (self.flops_low * devices * 3600)
 
 
-def default_throughput(peak_tflops: float, mfu_low: float, mfu_high: float, method: str, gpu_name: str) -> Throughput:
-    factor = QUANTIZED_SLOWDOWN if get_method(method).quantization is not None else 1.0
+def default_throughput(
+    peak_tflops: float, mfu_low: float, mfu_high: float, method: str, gpu_name: str, weights: str | None = None
+) -> Throughput:
+    factor = QUANTIZED_SLOWDOWN if method_named(method, weights).quantization is not None else 1.0
     peak = peak_tflops * 1e12 * factor
     return Throughput(peak * mfu_low, peak * mfu_high, f"default MFU {mfu_low:.0%}-{mfu_high:.0%} of {gpu_name} peak")
 

@@ -11,7 +11,7 @@ from tunelab.cost.compute import calibrated_throughput, default_throughput, trai
 from tunelab.cost.memory import GB, TrainSetup, estimate_memory
 from tunelab.cost.tokens import TokenCount, assumed_count, count_tokens, openai_count
 from tunelab.errors import ConfigError
-from tunelab.methods.registry import get_method
+from tunelab.methods.registry import get_method, method_named
 from tunelab.models.catalogue import ModelSpec, lookup
 
 FITS, FITS_CHECKPOINTED, NO_FIT = "fits", "fits with gradient checkpointing", "does not fit"
@@ -52,7 +52,7 @@ def setup_for(gpu: price_data.Gpu, setup: TrainSetup) -> TrainSetup:
 
 def memory_verdict(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gpus: list) -> Verdict:
     setup = setup_for(gpu, setup)
-    method = get_method(setup.method)
+    method = method_named(setup.method, setup.weights)
     if method.needs_cuda and gpu.is_cpu:
         return Verdict(
             gpu.name, NO_FIT, 0.0, 0.0, f"{method.name} needs a CUDA GPU ({method.summary}); use lora on CPU"
@@ -81,8 +81,9 @@ def cheapest_fix(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gp
         if fits(replace(setup, micro_batch=micro)):
             return f"gradient checkpointing with micro-batch {micro} and gradient accumulation"
         micro //= 2
-    for method in get_method(setup.method).lighter:
-        if (not get_method(method).needs_cuda or not gpu.is_cpu) and fits(replace(setup, method=method, micro_batch=1)):
+    for method in method_named(setup.method, setup.weights).lighter:
+        lighter = replace(setup, method=method, weights=None, micro_batch=1)
+        if (not get_method(method).needs_cuda or not gpu.is_cpu) and fits(lighter):
             return f"method {method} (with gradient checkpointing, micro-batch 1)"
     if not gpu.is_cpu:
         for count in (2, 4, 8):
@@ -118,6 +119,7 @@ def count_train_tokens(data, spec: ModelSpec, openai: dict | None, max_length: i
 def estimate(
     model: str | None = None,
     method: str = "lora",
+    weights: str | None = None,
     data=None,
     epochs: float = 3,
     micro_batch: int | None = None,
@@ -139,7 +141,7 @@ def estimate(
     packing: bool = True,
 ) -> dict:
     """One estimate: tokens, per-device memory with verdicts, FLOPs, hours and dollars (ranges)."""
-    get_method(method)  # an unknown name is a ConfigError listing the known ones
+    method_named(method, weights)  # an unknown name is a ConfigError listing the known ones
     if gpus < 1:
         raise ConfigError(f"--gpus must be at least 1 (got {gpus})", "pass --gpus 1 or more")
     prices = price_data.load_prices(prices_file)
@@ -152,6 +154,7 @@ def estimate(
     rows, length = forward_shape(count, spec, micro_batch, seq_len, batch_size, packing, tokens_per_batch, max_length)
     setup = TrainSetup(
         method=method,
+        weights=weights,
         micro_batch=rows,
         seq_len=length,
         gradient_checkpointing=gradient_checkpointing,
@@ -169,7 +172,7 @@ def estimate(
     checkpointed = gradient_checkpointing or mine.verdict == FITS_CHECKPOINTED
     memory = estimate_memory(spec, setup_for(chosen, replace(setup, gradient_checkpointing=checkpointed)))
     train_tokens = round(count.tokens * epochs)
-    flops = training_flops(spec, method, train_tokens, length, checkpointed)
+    flops = training_flops(spec, method, train_tokens, length, checkpointed, weights)
     throughput, calibration = _throughput(spec, setup, chosen, calibrate)
     hours_low, hours_high = throughput.hours(flops, gpus)
     assumptions = [
@@ -234,7 +237,8 @@ def forward_shape(
 
 def _throughput(spec: ModelSpec, setup: TrainSetup, chosen: price_data.Gpu, calibrate: bool):
     if not calibrate:
-        return default_throughput(chosen.peak_tflops, chosen.mfu_low, chosen.mfu_high, setup.method, chosen.name), None
+        peak = (chosen.peak_tflops, chosen.mfu_low, chosen.mfu_high)
+        return default_throughput(*peak, setup.method, chosen.name, setup.weights), None
     import torch
 
     from tunelab.cost.calibrate import calibrate as run_calibration
@@ -260,6 +264,7 @@ def settings_from_config(config) -> dict:
     return {
         "model": config.model.name,
         "method": config.method or "lora",
+        "weights": config.weights,
         "data": next((p for p in folders if p.is_dir() or p.suffix == ".jsonl"), None),
         "epochs": config.train.epochs,
         "micro_batch": config.train.micro_batch_size,

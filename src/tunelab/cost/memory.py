@@ -10,7 +10,7 @@ counts against the tensors autograd really saves in a tiny model.
 from dataclasses import asdict, dataclass
 
 from tunelab.methods.base import ADAPTER_BYTES
-from tunelab.methods.registry import get_method
+from tunelab.methods.registry import method_named
 from tunelab.models.catalogue import ModelSpec
 
 GB = 1e9
@@ -27,6 +27,7 @@ class TrainSetup:
     """What decides memory besides the model: method, micro-batch shape and the device's dtype."""
 
     method: str = "lora"
+    weights: str | None = None  # a preference or reinforcement method's weights method (default its own)
     micro_batch: int = 8
     seq_len: int = 512
     gradient_checkpointing: bool = False
@@ -76,12 +77,12 @@ class MemoryEstimate:
 
 def trainable_params(spec: ModelSpec, setup: TrainSetup) -> float:
     """Parameters that get gradients and optimizer states under the method."""
-    return get_method(setup.method).trainable_params(spec, setup)
+    return method_named(setup.method, setup.weights).trainable_params(spec, setup)
 
 
 def weight_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
     """The base weights at their dtype: 4-bit linear layers for a quantised base, the compute dtype otherwise."""
-    if get_method(setup.method).quantization is not None:
+    if method_named(setup.method, setup.weights).quantization is not None:
         linear = spec.layers * sum(n_in * n_out for _, n_in, n_out in spec.linear_shapes())
         return linear * NF4_BYTES + (spec.params - linear) * 2
     return spec.params * setup.compute_bytes
@@ -90,7 +91,7 @@ def weight_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
 def activation_bytes_per_token(spec: ModelSpec, setup: TrainSetup) -> float:
     """Bytes autograd keeps per token for all blocks (and the final norm), before the logits."""
     cb, h, a, kv, i = setup.compute_bytes, spec.hidden, spec.attention_dim, spec.kv_dim, spec.intermediate
-    method = get_method(setup.method)
+    method = method_named(setup.method, setup.weights)
     full = method.trains_base
     mlp_outputs = (4 if full else 3) if spec.gated_mlp else (2 if full else 1)
     norm = 4 * h + (
@@ -113,7 +114,7 @@ def logits_bytes(spec: ModelSpec, setup: TrainSetup) -> float:
 
 def estimate_memory(spec: ModelSpec, setup: TrainSetup) -> MemoryEstimate:
     """Peak memory per device; states of the base and of trainable parameters sharded over N GPUs (FSDP/ZeRO-3)."""
-    method = get_method(setup.method)
+    method = method_named(setup.method, setup.weights)
     trainable = method.trainable_params(spec, setup)
     full = method.trains_base
     state_bytes = setup.compute_bytes if full else ADAPTER_BYTES

@@ -17,7 +17,7 @@ class LoadedModel:
     task: str
     name: str
     base_name: str
-    method: str = "full"  # what trained the weights; a plain model folder counts as full weights
+    method: object = None  # the Method that trained the weights; None for a plain model (whole weights)
 
     @property
     def encoder_decoder(self) -> bool:
@@ -57,14 +57,14 @@ def load_target(
 
 
 def load_run(run_dir: Path, device: str = "cpu") -> LoadedModel:
-    from tunelab.methods.registry import get_method, load_trained
+    from tunelab.methods.registry import load_trained, method_for
     from tunelab.models.loading import load_tokenizer
     from tunelab.runs import read_config
 
     config = read_config(run_dir)
-    method = get_method(config.method)
+    method = method_for(config)
     folder = weights_dir(run_dir, method.weights.folder)
     model = load_trained(folder, method, config.task or "causal-lm", config.model.name, device).eval()
     return LoadedModel(
-        model, load_tokenizer(str(folder)), config.task or "causal-lm", str(run_dir), config.model.name, method.name
+        model, load_tokenizer(str(folder)), config.task or "causal-lm", str(run_dir), config.model.name, method
     )

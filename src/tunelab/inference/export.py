@@ -28,12 +28,12 @@ class ExportResult:
 
 def declared_method(target: Path):
     """The method a run folder's config.yaml names, or None for anything else."""
-    from tunelab.methods.registry import get_method
+    from tunelab.methods.registry import method_for
     from tunelab.runs import read_config
 
     if not (target / "config.yaml").exists():
         return None
-    return get_method(read_config(target).method)
+    return method_for(read_config(target))
 
 
 def check_request(method, merge: bool, fmt: str) -> None:
@@ -98,7 +98,7 @@ def export(
 ) -> ExportResult:
     """Export a run folder, model folder or model name; returns where the files went."""
     from tunelab.inference.engine import load_target
-    from tunelab.methods.registry import get_method
+    from tunelab.methods.full import FULL
 
     out = Path(out)
     check_options(fmt, dtype, quantize)
@@ -107,7 +107,7 @@ def export(
         check_request(declared, merge, fmt)
     with status(f"Loading {target}"):
         loaded = load_target(str(target), device="cpu")
-    method = get_method(loaded.method)
+    method = loaded.method or FULL
     check_request(method, merge, fmt)
     if merge and not method.saves_whole_model:
         with status("Merging adapter weights into the base model (float32)"):

@@ -24,7 +24,7 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
         return openai_backend.run(config.model_copy(update={"backend": "openai"}), resume=resume, dry_run=dry_run)
     import torch
 
-    from tunelab.methods.registry import check_hardware, get_method
+    from tunelab.methods.registry import check_hardware, method_for
     from tunelab.training import distributed
     from tunelab.training.encode import training_tokenizer, warn_nothing_to_learn
     from tunelab.training.loop import LoopSettings
@@ -32,12 +32,12 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False, on
     parallel = distributed.current()
     asked_for = config.method
     if asked_for:  # a method that cannot run here is refused before any data is prepared
-        check_hardware(get_method(asked_for), parallel.device)
+        check_hardware(method_for(config), parallel.device)
     config, run_dir = start_run(config, resume, parallel)
     data = prepare_once(config, run_dir, parallel)
     config = resolve(config, data)
     if not asked_for:
-        check_hardware(get_method(config.method), parallel.device)
+        check_hardware(method_for(config), parallel.device)
     if resume is None and parallel.is_main:
         save_config(config, run_dir / "config.yaml")
     tokenizer = training_tokenizer(config.model.name, config.model.trust_remote_code)
@@ -84,7 +84,7 @@ def prepare_once(config: RunConfig, run_dir: Path, parallel):
 def resolve(config: RunConfig, data) -> RunConfig:
     """Fill every default that follows the data or the method (task, model, method, learning rate, the
     prepared data's folder), so the saved config holds each value the run uses."""
-    from tunelab.methods.registry import default_method, get_method
+    from tunelab.methods.registry import default_method, method_named
     from tunelab.models.loading import default_model
 
     task = config.task or data.task
@@ -94,7 +94,9 @@ def resolve(config: RunConfig, data) -> RunConfig:
             f"leave --task out, or pass data in the {task} format",
         )
     model_name = config.model.name or default_model(task)
-    method = get_method(config.method or default_method(task, model_name))
+    schema = data.manifest.get("schema")
+    method = method_named(config.method or default_method(task, model_name, schema), config.weights)
+    check_data_fits(method, schema)
     train = config.train
     filled = {
         "learning_rate": train.learning_rate or method.learning_rate,
@@ -111,20 +113,30 @@ def resolve(config: RunConfig, data) -> RunConfig:
     )
 
 
+def check_data_fits(method, schema: str | None) -> None:
+    """A preference or reinforcement recipe trains on its own kind of records, and supervised methods on theirs."""
+    wanted = method.recipe.schema if method.recipe else None
+    if schema in ("preference", "reinforcement") or wanted:
+        if schema != wanted:
+            raise ConfigError(
+                f"method {method.name} trains on {wanted or 'supervised'} records; this data is {schema} records",
+                "pick a method for this data (`tunelab methods`), or leave --method out to let the data choose",
+            )
+
+
 def encode_splits(config: RunConfig, data, tokenizer, run_dir: Path) -> tuple[list, list]:
-    """Train examples (with any replay examples mixed in) and validation examples, tokenised."""
+    """Train examples (with any replay examples mixed in) and validation examples, as the method encodes them."""
     from tunelab.data.for_run import class_labels, replay_records
+    from tunelab.methods.base import EncodeContext
+    from tunelab.methods.registry import method_for
     from tunelab.training.encode import encode_split
 
-    labels, length, loss_on = class_labels(data), config.model.max_length, config.train.loss_on
-    train = encode_split(
-        data.train, tokenizer, config.task, max_length=length, loss_on=loss_on, labels=labels, name="train"
-    )
-    validation = encode_split(
-        data.validation, tokenizer, config.task, max_length=length, loss_on=loss_on, labels=labels, name="validation"
-    )
+    method = method_for(config)
+    context = EncodeContext(config.task, config.model.max_length, config.train.loss_on, class_labels(data))
+    train = method.encode(data.train, tokenizer, context, "train")
+    validation = method.encode(data.validation, tokenizer, context, "validation")
     replay = replay_records(config, len(train), run_dir)
-    train += encode_split(replay, tokenizer, config.task, max_length=length, loss_on="all", name="replay")
+    train += encode_split(replay, tokenizer, config.task, max_length=context.max_length, loss_on="all", name="replay")
     return train, validation
 
 
@@ -134,13 +146,13 @@ def train_and_evaluate(
     from tunelab.cost.estimate import planned_vs_actual
     from tunelab.data.for_run import class_labels
     from tunelab.methods.base import BuildContext, ObjectiveContext
-    from tunelab.methods.registry import build_model, get_method, parameter_counts, save_trained
+    from tunelab.methods.registry import build_model, method_for, parameter_counts, save_trained
     from tunelab.tracking import NoTracker, config_params, open_tracker
     from tunelab.training.checkpoint import latest_intact
     from tunelab.training.loop import train_loop
     from tunelab.training.memory import TrainingMemory
 
-    method, labels, device = get_method(config.method), class_labels(data), parallel.device
+    method, labels, device = method_for(config), class_labels(data), parallel.device
     model = build_model(method, BuildContext(config, config.task, config.model.name, device), labels)
     counts = parameter_counts(model)
     say(
@@ -148,8 +160,11 @@ def train_and_evaluate(
         f"({counts['trainable_percent']}%); {settings.total_steps} steps on {device}"
     )
     packing = config.train.packing and not method.virtual_tokens
+    pad_id = tokenizer.pad_token_id or 0
     objective = method.objective(
-        ObjectiveContext(config, config.task, device, labels, data.train, tokenizer.pad_token_id or 0, packing)
+        ObjectiveContext(
+            config, config.task, device, labels, data.train, pad_id, packing, model, tokenizer, run_dir, examples
+        )
     )
     log = MetricsLog(run_dir / "metrics.jsonl")
     resume_from = latest_intact(run_dir) if resuming else None
@@ -195,11 +210,12 @@ def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data, device: s
     from tunelab.data.for_run import class_labels
     from tunelab.inference.engine import LoadedModel, load_target
     from tunelab.jobs.evaluate import evaluate_and_record, held_out_records
+    from tunelab.methods.registry import method_for
 
     if not config.eval.enabled:
         write_json(run_dir / "eval.json", {"cost": cost})
         return {"cost": cost}
-    tuned = LoadedModel(model.eval(), tokenizer, config.task, str(run_dir), config.model.name, config.method)
+    tuned = LoadedModel(model.eval(), tokenizer, config.task, str(run_dir), config.model.name, method_for(config))
     base = load_target(config.model.name, device, config.task, class_labels(data)) if config.eval.baseline else None
     records = held_out_records(data, config.eval)
     return evaluate_and_record(tuned, base, records, config.eval, config.eval.split, run_dir, cost=cost)

@@ -43,7 +43,8 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class ObjectiveContext:
-    """What choosing a loss needs: the resolved config, the device and the train split's facts."""
+    """What choosing a loss needs: the resolved config, the device, the train split's facts, and the model
+    and tokenizer (preference losses read reference log-probabilities, reinforcement samples completions)."""
 
     config: "RunConfig"
     task: str
@@ -52,6 +53,50 @@ class ObjectiveContext:
     train_records: list[dict]
     pad_id: int
     packing: bool
+    model: Any = None
+    tokenizer: Any = None
+    run_dir: Path | None = None
+    examples: tuple = ()  # (train, validation) examples, for losses that score them before training
+
+
+@dataclass(frozen=True)
+class EncodeContext:
+    """What turning records into examples needs (flat, unpacked from the config by the workflow)."""
+
+    task: str
+    max_length: int
+    loss_on: str = "assistant"
+    labels: list[str] | None = None
+
+
+def supervised_examples(records: list[dict], tokenizer, context: EncodeContext, name: str) -> list:
+    from tunelab.training.encode import encode_split
+
+    return encode_split(
+        records,
+        tokenizer,
+        context.task,
+        max_length=context.max_length,
+        loss_on=context.loss_on,
+        labels=context.labels,
+        name=name,
+    )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A loss and the data it reads (preference pairs, prompts and a grader), trainable on the weights of any
+    supervised method: `dpo` is the DPO recipe on LoRA weights unless `weights` names another method."""
+
+    name: str
+    summary: str
+    objective: Callable[[ObjectiveContext], "Objective"]
+    encode: Callable[[list[dict], Any, EncodeContext, str], list]
+    schema: str  # the prepared data's schema it trains on: "preference" or "reinforcement"
+    learning_rate_scale: float = 1.0  # times the weights method's rate
+    settings: tuple[str, ...] = ()
+    extra_forward: float = 0.0  # forward passes per trained token besides the policy's (a reference pass)
+    samples_per_prompt_setting: str | None = None  # config key of k, for the planner's generation term
 
 
 def no_extra_activations(spec: "ModelSpec", setup: "TrainSetup") -> float:
@@ -85,6 +130,8 @@ class Method:
     teacher: bool = False  # holds a frozen teacher of the base's size (memory, an extra forward pass)
     activation_extra: Callable[["ModelSpec", "TrainSetup"], float] = no_extra_activations  # bytes per token per block
     objective: Callable[[ObjectiveContext], "Objective"] = supervised_objective
+    encode: Callable[[list[dict], Any, EncodeContext, str], list] = supervised_examples
+    recipe: Recipe | None = None  # set on preference and reinforcement methods (see with_recipe)
     lighter: tuple[str, ...] = ()  # methods the planner suggests, in order, when this one does not fit
     settings: tuple[str, ...] = ()  # the config sections the method reads (lora, prompt, adapter, distill)
 
@@ -96,3 +143,19 @@ class Method:
     def saves_whole_model(self) -> bool:
         """The trained weights are a complete model (nothing to merge, nothing to load a base for)."""
         return self.weights.library == "transformers"
+
+
+def with_recipe(weights: Method, recipe: Recipe) -> Method:
+    """The recipe's loss and data on `weights`' transform, format, planner terms and hardware needs."""
+    from dataclasses import replace
+
+    return replace(
+        weights,
+        name=recipe.name,
+        summary=f"{recipe.summary}; trains {weights.name} weights (set `weights` for others)",
+        objective=recipe.objective,
+        encode=recipe.encode,
+        learning_rate=weights.learning_rate * recipe.learning_rate_scale,
+        settings=weights.settings + recipe.settings,
+        recipe=recipe,
+    )

@@ -45,3 +45,32 @@ class DistillSettings(BaseModel):
     teacher: str | None = Field(None, description="Teacher model (name or folder); default: the bundled SmolLM2.")
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the KL term.")
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the KL term; 1 - alpha weighs the hard-label loss.")
+
+
+class PreferenceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    loss: Literal["sigmoid", "ipo", "hinge"] = Field(
+        "sigmoid",
+        description="dpo's loss: sigmoid (DPO), ipo (IPO, squared, on mean log-probabilities) or hinge (SLiC).",
+    )
+    beta: float = Field(0.1, gt=0, description="dpo: strength of the implicit KL constraint to the reference.")
+    sft_weight: float = Field(0.0, ge=0, description="dpo: weight of an added SFT loss on the chosen answer.")
+    orpo_lambda: float = Field(0.1, gt=0, description="orpo: weight of the odds-ratio term (Hong et al., 2024).")
+    simpo_beta: float = Field(
+        2.0, gt=0, description="simpo: reward scale on mean log-probabilities (Meng et al., 2024)."
+    )
+    simpo_gamma: float = Field(1.0, ge=0, description="simpo: target reward margin.")
+
+
+class RLSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grader: str | dict | None = Field(
+        None, description="grpo: the grader (a JSON file or an OpenAI grader object) that scores each sample."
+    )
+    k: int = Field(4, ge=2, le=64, description="grpo: completions sampled per prompt (the group).")
+    kl_beta: float = Field(0.04, ge=0, description="grpo: weight of the KL penalty to the reference policy.")
+    clip: float = Field(0.2, gt=0, lt=1, description="grpo: PPO-style clipping range of the probability ratio.")
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="grpo: tokens sampled per completion at most.")
+    temperature: float = Field(1.0, gt=0, le=2, description="grpo: sampling temperature of the completions.")

@@ -9,18 +9,19 @@ from pathlib import Path
 
 from tunelab.errors import ConfigError, HardwareError
 from tunelab.methods.adapter import ADAPTER
-from tunelab.methods.base import BuildContext, Method
+from tunelab.methods.base import BuildContext, Method, with_recipe
 from tunelab.methods.distill import DISTILL
 from tunelab.methods.full import FULL
 from tunelab.methods.ia3 import IA3
 from tunelab.methods.lora import LORA
+from tunelab.methods.preference import DPO, ORPO, SIMPO
 from tunelab.methods.prefix_tuning import PREFIX_TUNING
 from tunelab.methods.prompt_tuning import PROMPT_TUNING
 from tunelab.methods.qlora import QLORA
 from tunelab.methods.weights import LABELS_FILE
 
 METHODS: dict[str, Method] = {
-    m.name: m for m in (FULL, LORA, QLORA, PROMPT_TUNING, PREFIX_TUNING, ADAPTER, IA3, DISTILL)
+    m.name: m for m in (FULL, LORA, QLORA, PROMPT_TUNING, PREFIX_TUNING, ADAPTER, IA3, DISTILL, DPO, ORPO, SIMPO)
 }
 ENCODER_FULL_LIMIT = 500_000_000  # encoders below this many parameters train whole by default
 
@@ -36,8 +37,35 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-def default_method(task: str, model_name: str) -> str:
-    """LoRA for generative models; full fine-tuning for encoders small enough to train whole."""
+def weights_methods() -> list[str]:
+    """Methods whose weights a preference or reinforcement recipe can train."""
+    return [name for name, method in METHODS.items() if method.recipe is None and not method.teacher]
+
+
+def method_named(name: str, weights: str | None = None) -> Method:
+    """The method `name`, its recipe moved onto the weights of method `weights` when one is given."""
+    method = get_method(name)
+    if weights is None or weights == method.name:
+        return method
+    if method.recipe is None:
+        raise ConfigError(
+            f"weights: {weights} applies to preference and reinforcement methods, not {method.name}",
+            f"use --method {weights}, or leave weights unset",
+        )
+    return with_recipe(get_method(weights), method.recipe)
+
+
+def method_for(config) -> Method:
+    """The method a (resolved) config trains with."""
+    return method_named(config.method, config.weights)
+
+
+def default_method(task: str, model_name: str, schema: str | None = None) -> str:
+    """The recipe the data's schema asks for (preference pairs, prompts with a grader); else LoRA for
+    generative models and full fine-tuning for encoders small enough to train whole."""
+    for method in METHODS.values():
+        if method.recipe and method.recipe.schema == schema:
+            return method.name
     if task != "classification":
         return LORA.name
     from tunelab.models.loading import read_model_config, resolve_model_path

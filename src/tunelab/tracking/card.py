@@ -46,11 +46,11 @@ def _lineage_lines(run_dir: Path) -> list[str]:
 
 
 def write_model_card(run_dir: Path, config, summary: dict, evaluation: dict, manifest: dict) -> None:
-    from tunelab.methods.registry import get_method
+    from tunelab.methods.registry import method_for
 
     metadata = {
         "base_model": config.model.name,
-        "library_name": "peft" if get_method(config.method).weights.library == "peft" else "transformers",
+        "library_name": "peft" if method_for(config).weights.library == "peft" else "transformers",
         "tags": ["tunelab", config.method, config.task],
         "license": "other",
         "datasets": [f"tunelab-dataset-{(manifest.get('version') or 'unknown')[:12]}"],

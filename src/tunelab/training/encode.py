@@ -32,11 +32,17 @@ def encode_split(
     ]
 
 
-def nothing_to_learn(examples: list[Example], task: str) -> list[int]:
-    """Indexes of examples whose labels are all masked: they would teach the model nothing."""
+def nothing_to_learn(examples: list, task: str) -> list[int]:
+    """Indexes of examples whose labels are all masked (for a preference pair: on either side): they would
+    teach the model nothing. Prompts for reinforcement carry no labels and are not checked."""
     if task == "classification":
         return []
-    return [i for i, e in enumerate(examples) if all(label == IGNORE for label in e.labels[1:])]
+
+    def empty(example) -> bool:
+        sides = (example.chosen, example.rejected) if hasattr(example, "chosen") else (example,)
+        return any(all(label == IGNORE for label in side.labels[1:]) for side in sides if hasattr(side, "labels"))
+
+    return [i for i, e in enumerate(examples) if empty(e)]
 
 
 def warn_nothing_to_learn(examples: list[Example], task: str) -> None:

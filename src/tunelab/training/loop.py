@@ -189,16 +189,16 @@ def train_loop(
     parallel = parallel or Parallel()
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, s.learning_rate, s.weight_decay)
-    state, step = LoopState(), 0
+    state, step, best_weights = LoopState(), 0, None
     if resume_from:
         saved = checkpoint.load_checkpoint(resume_from, model, optimizer)
         step = saved.pop("step")
-        state = LoopState(**saved)
+        state, best_weights = LoopState(**saved), checkpoint.saved_best_weights(resume_from)
         log.truncate_after(step)
         say(f"resumed from {resume_from.name} at step {step}")
     else:
         torch.manual_seed(s.seed)
-    best_weights, steps_per_epoch, began = None, math.ceil(len(train) / s.batch_size), time.time()
+    steps_per_epoch, began = math.ceil(len(train) / s.batch_size), time.time()
     bare_model, scaler = model, loss_scaler(s.precision, s.device)
     noise = add_neftune(bare_model, s.neftune_alpha) if s.neftune_alpha else None
     model, optimizer = parallel.wrap(model, optimizer)
@@ -244,13 +244,15 @@ def train_loop(
             "grad_norm": grad_norm,
             "tokens_per_second": step_tokens / (time.time() - tick),
         }
+        if loss_fn.metrics:
+            record.update(loss_fn.metrics())
         if step % s.eval_steps == 0 or step == s.total_steps:
             record["eval_loss"] = evaluation_loss(model, validation, s, loss_fn) if validation else None
             best_weights = _track_best(
                 bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience)
             )
         if parallel.is_main:
-            _record_step(record, step, s, log, progress, run_dir, bare_model, optimizer, state, on_eval)
+            _record_step(record, step, s, log, progress, run_dir, bare_model, optimizer, state, on_eval, best_weights)
         if s.early_stopping_patience and state.bad_evals >= s.early_stopping_patience:
             say(f"early stopping at step {step}: no validation improvement in {state.bad_evals} evaluations")
             break
@@ -286,13 +288,14 @@ def _record_step(
     optimizer,
     state: LoopState,
     on_eval,
+    best_weights: dict | None,
 ) -> None:
     """The main process logs, shows progress, checkpoints and reports evaluations (a sweep may prune here)."""
     if step % s.logging_steps == 0 or "eval_loss" in record:
         log.append(record)
     progress(step, record)
     if s.save_steps and step % s.save_steps == 0:
-        checkpoint.save_checkpoint(run_dir, step, model, optimizer, asdict(state), s.save_total_limit)
+        checkpoint.save_checkpoint(run_dir, step, model, optimizer, asdict(state), s.save_total_limit, best_weights)
     if on_eval and "eval_loss" in record:  # after logging, so a pruned trial keeps its last record
         on_eval(step, record)
 

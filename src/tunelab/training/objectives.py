@@ -25,6 +25,7 @@ class Objective:
     validation_loss: LossFn
     targets: Callable[[dict], int] = trained_tokens
     frozen_models: tuple = field(default=())  # models the loss holds besides the trained one (a teacher)
+    metrics: Callable[[], dict] | None = None  # the loss's own figures for the step just taken (logged beside loss)
 
     def __call__(self, model, batch: dict) -> tuple[torch.Tensor, int]:
         return self.loss(model, batch), self.targets(batch)
