@@ -1,7 +1,8 @@
 """Label-preserving augmentation of train examples: random word deletion and swaps (EDA-style).
 
-Only the input side changes (user turns, classification text, seq2seq source): the answer or
-label a model must learn stays exact. Variants are seeded per record, so output is reproducible.
+Only the input side changes (user turns, a preference pair's prompt, classification text, seq2seq
+source): the answer, label, replies or grader fields a model is judged by stay exact. Variants are
+seeded per record, so output is reproducible.
 """
 
 import random
@@ -30,11 +31,11 @@ def _key(record: dict) -> str:
 
 
 def _vary(record: dict, rng: random.Random) -> dict:
-    if "messages" in record:
+    turns = next((key for key in ("messages", "prompt") if key in record), None)  # chat, or a preference pair's prompt
+    if turns:
         return {
-            "messages": [
-                {**m, "content": perturb(m["content"], rng)} if m["role"] == "user" else m for m in record["messages"]
-            ]
+            **record,
+            turns: [{**m, "content": perturb(m["content"], rng)} if m["role"] == "user" else m for m in record[turns]],
         }
     key = "source" if "source" in record else "text"
     return {**record, key: perturb(record[key], rng)}

@@ -4,7 +4,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DataFormat = Literal["auto", "chat", "sharegpt", "alpaca", "completion", "classification", "seq2seq", "text"]
+DataFormat = Literal[
+    "auto",
+    "chat",
+    "sharegpt",
+    "alpaca",
+    "completion",
+    "classification",
+    "seq2seq",
+    "text",
+    "preference",
+    "reinforcement",
+]
 
 
 class DataConfig(BaseModel):

@@ -181,10 +181,27 @@ def near_duplicate_clusters(sigs: np.ndarray, threshold: float, usable: np.ndarr
     duplicate is its own representative."""
     usable = np.ones(len(sigs), bool) if usable is None else usable
     pairs = similar_pairs(sigs, candidate_pairs(sigs, usable), threshold)
+    return representatives(len(sigs), pairs), pairs
+
+
+def answered_near_duplicates(inputs: np.ndarray, answers: np.ndarray, threshold: float):
+    """(representative per record, group per record, pairs with similar inputs) for records that pair an input
+    with an answer, such as a prompt with its two replies. A near duplicate has both its input and its answer
+    similar to an earlier record's: pairs sharing a prompt but answering it differently are distinct examples.
+    A group joins every record whose input is similar, so that the split keeps one prompt in one split."""
+    everyone = np.ones(len(inputs), bool)
+    candidates = np.concatenate((candidate_pairs(inputs, everyone), candidate_pairs(answers, everyone)))
+    similar_inputs = similar_pairs(inputs, np.unique(candidates, axis=0).reshape(-1, 2), threshold)
+    duplicates = similar_pairs(answers, similar_inputs, threshold)
+    return representatives(len(inputs), duplicates), representatives(len(inputs), similar_inputs), similar_inputs
+
+
+def representatives(n: int, pairs: np.ndarray) -> np.ndarray:
+    """The representative (smallest index) of each record's cluster, the clusters joining the given pairs."""
     clusters = Clusters()
     for i, j in pairs.tolist():
         clusters.union(i, j)
-    representative = np.arange(len(sigs))
+    representative = np.arange(n)
     for i in list(clusters.parent):
         representative[i] = clusters.find(i)
-    return representative, pairs
+    return representative

@@ -1,7 +1,8 @@
 """`data diff`: what changed between two prepared versions, record by record.
 
-A record's identity is its input side (prompt turns, classification text, seq2seq source), so an
-edited answer or label shows as "changed" rather than as one removal plus one addition.
+A record's identity is its input side (prompt turns, a pair's prompt, a reinforcement prompt,
+classification text, seq2seq source), so an edited answer, reply or label shows as "changed"
+rather than as one removal plus one addition.
 """
 
 import json
@@ -15,9 +16,11 @@ EXAMPLES = 3
 
 def identity(record: dict) -> str:
     """The key that says 'the same example': everything but the part a model learns to produce."""
+    if "prompt" in record:
+        return json.dumps(record["prompt"], sort_keys=True)
     if "messages" in record:
-        last_answer = max(i for i, m in enumerate(record["messages"]) if m["role"] == "assistant")
-        return json.dumps(record["messages"][:last_answer], sort_keys=True)
+        answers = [i for i, m in enumerate(record["messages"]) if m["role"] == "assistant"]
+        return json.dumps(record["messages"][: max(answers)] if answers else record["messages"], sort_keys=True)
     if "source" in record:
         return record["source"]
     return record["text"] if "label" in record else json.dumps(record, sort_keys=True)

@@ -1,9 +1,10 @@
 """`prepare`: raw files in, split and versioned dataset folder out. The one entry point for all callers.
 
 Pass 1 (collect.py) streams every record through checks, cleaning, length filters and exact
-dedup into a spool; then near duplicates are clustered over the MinHash signatures, clusters are
-split as units, and pass 2 streams the spool into train/validation/test files. The manifest is
-written last, atomically, so a folder with a manifest is always complete.
+dedup into a spool; then near duplicates are clustered over the MinHash signatures, clusters (for
+preference pairs: every pair with a similar prompt) are split as units, and pass 2 streams the
+spool into train/validation/test files. The manifest is written last, atomically, so a folder
+with a manifest is always complete.
 """
 
 import hashlib
@@ -17,10 +18,10 @@ import numpy as np
 import tunelab
 from tunelab.data import dedup
 from tunelab.data.augment import variants
-from tunelab.data.collect import Collected, Collector, canonical, task_of
+from tunelab.data.collect import Collected, Collector, canonical, spool_files, task_of
 from tunelab.data.config import DataConfig
 from tunelab.data.split import SPLITS, assign_splits
-from tunelab.data.stats import TOO_SMALL_DATA, class_weights, guidance, token_stats
+from tunelab.data.stats import TOO_SMALL_DATA, class_weights, guidance, preference_stats, token_stats
 from tunelab.data.tokens import load_counter
 from tunelab.errors import DataError
 from tunelab.runs import read_json, sha256_file, write_json
@@ -79,14 +80,14 @@ def prepare_dataset(inputs: list[Path], out_dir: Path, config: DataConfig, token
             for path in inputs:
                 collector.add_file(path)
             collected = collector.finish()
-            kept, representative, pairs = _near_duplicates(collected, collector, config)
+            kept, groups, pairs = _near_duplicates(collected, collector, config)
         _check_enough(collected, kept, config, inputs)
         task, schema = task_of(collected.files)
-        split_of = _split(collected, kept, representative, config)
+        split_of = _split(collected, kept, groups, config)
         sizes, augmented = _write_splits(out_dir, spool, kept, split_of, config)
     finally:
-        spool.unlink(missing_ok=True)
-        spool.with_suffix(".sig").unlink(missing_ok=True)
+        for path in spool_files(spool):
+            path.unlink(missing_ok=True)
     manifest = _manifest(
         out_dir, collected, kept, split_of, pairs, sizes, augmented, config, counter.name, task, schema
     )
@@ -95,11 +96,16 @@ def prepare_dataset(inputs: list[Path], out_dir: Path, config: DataConfig, token
 
 
 def _near_duplicates(collected: Collected, collector: Collector, config: DataConfig):
-    """(kept mask, representative per spooled record, verified similar pairs); near copies go to rejects."""
+    """(kept mask, split group per spooled record, verified similar pairs); near copies go to rejects."""
     if not config.dedup:
         everyone = np.arange(collected.spooled)
         return np.ones(len(everyone), dtype=bool), everyone, np.empty((0, 2), dtype=np.int64)
-    representative, pairs = dedup.near_duplicate_clusters(collected.signatures(), config.near_dup_threshold)
+    inputs, answers = collected.signatures(), collected.answer_signatures()
+    if answers is None:
+        representative, pairs = dedup.near_duplicate_clusters(inputs, config.near_dup_threshold)
+        groups = representative
+    else:
+        representative, groups, pairs = dedup.answered_near_duplicates(inputs, answers, config.near_dup_threshold)
     kept = representative == np.arange(len(representative))
     for index in np.flatnonzero(~kept).tolist():
         source, line = collected.files[collected.place_file[index]].path, collected.place_line[index]
@@ -110,7 +116,7 @@ def _near_duplicates(collected: Collected, collector: Collector, config: DataCon
             f"near duplicate (Jaccard >= {config.near_dup_threshold}) of an earlier record",
             duplicate_of=collector.place(int(representative[index])),
         )
-    return kept, representative, pairs
+    return kept, groups, pairs
 
 
 def _check_enough(collected: Collected, kept: np.ndarray, config: DataConfig, inputs: list[Path]) -> None:
@@ -135,13 +141,13 @@ def _check_enough(collected: Collected, kept: np.ndarray, config: DataConfig, in
         )
 
 
-def _split(collected: Collected, kept: np.ndarray, representative: np.ndarray, config: DataConfig) -> np.ndarray:
-    """Split index per spooled record (-1 for near duplicates dropped)."""
+def _split(collected: Collected, kept: np.ndarray, groups: np.ndarray, config: DataConfig) -> np.ndarray:
+    """Split index per spooled record (-1 for near duplicates dropped); a group goes to one split whole."""
     labels = collected.labels if len(collected.labels) == len(kept) else None
     kept_index = np.flatnonzero(kept)
     kept_labels = [labels[i] for i in kept_index.tolist()] if labels else None
     split_of = np.full(len(kept), -1, dtype=np.int8)
-    split_of[kept_index] = assign_splits(representative[kept_index], kept_labels, tuple(config.split), config.seed)
+    split_of[kept_index] = assign_splits(groups[kept_index], kept_labels, tuple(config.split), config.seed)
     return split_of
 
 
@@ -180,6 +186,7 @@ def _manifest(
     out_dir, collected: Collected, kept, split_of, pairs, sizes, augmented, config, tokenizer_name, task, schema
 ) -> dict:
     tokens = np.asarray(collected.tokens, dtype=np.int64)[kept]
+    preference = _pair_stats(collected, kept)
     labels = _label_distribution(collected, split_of)
     train_labels = Counter(labels.get("train", {}))
     hashes = {name: sha256_file(out_dir / name) for name in OUTPUT_FILES}
@@ -203,6 +210,7 @@ def _manifest(
         "label_distribution": labels,
         "class_weights": class_weights(train_labels) if train_labels else {},
         "token_stats": token_stats(tokens, tokenizer_name),
+        **({"preference": preference} if preference else {}),
         "length": {"over_max_tokens": collected.over_limit, "truncated": collected.truncated},
         "cleaning": dict(sorted(collected.cleaning.items())),
         "leakage": {"cross_split_near_duplicates": cross_split_pairs(pairs, kept, split_of)},
@@ -214,10 +222,17 @@ def _manifest(
             collected.over_limit,
             config.max_tokens,
             measured=int(kept.sum()) + collected.over_limit - collected.truncated,
+            chosen_longer=preference["chosen_longer_fraction"] if preference else None,
         ),
         "sha256": hashes,
         "options": config.model_dump(mode="json"),
     }
+
+
+def _pair_stats(collected: Collected, kept: np.ndarray) -> dict | None:
+    """Preference statistics of the kept pairs, or None when the records are not pairs."""
+    lengths = collected.pair_lengths()
+    return preference_stats(lengths[kept]) if lengths is not None else None
 
 
 def cross_split_pairs(pairs: np.ndarray, kept: np.ndarray, split_of: np.ndarray) -> int:

@@ -1,16 +1,20 @@
 """Record schemas: detect which one a file uses, check each record, normalise it.
 
 Chat, ShareGPT, Alpaca and prompt/completion all normalise to chat messages, so that training
-sees one conversational schema. Problems are raised as `Reject(category, message)`; the chat
-categories carry the names OpenAI uses for its fine-tuning file checks, so a user who knows those
-reads ours at once.
+sees one conversational schema. Preference pairs (OpenAI's DPO format, prompt/chosen/rejected,
+HH-RLHF transcripts) all normalise to one pair shape, and reinforcement prompts keep their extra
+fields for the graders. Problems are raised as `Reject(category, message)`; the chat categories
+carry the names OpenAI uses for its fine-tuning file checks, so a user who knows those reads ours
+at once.
 """
 
 from collections.abc import Callable
 
+from tunelab.data.messages import CHAT_EXTRA_KEYS, Reject, chat_message, check_keys, text_message, tools_of
+from tunelab.data.messages import ROLES as ROLES  # re-exported: inference reads it from here
+from tunelab.data.preference import check_sides, normalise_pair
+
 LABEL_ALIASES = ("label", "category", "intent", "class")
-ROLES = {"system", "user", "assistant"}
-MESSAGE_KEYS = {"role", "content", "name", "weight"}
 SHAREGPT_ROLES = {
     "system": "system",
     "human": "user",
@@ -31,31 +35,28 @@ SCHEMA_TASK = {
     "text": ("causal-lm", "text"),
     "classification": ("classification", "classification"),
     "seq2seq": ("seq2seq", "seq2seq"),
+    "preference": ("causal-lm", "preference"),
+    "reinforcement": ("causal-lm", "reinforcement"),
 }
 
 
-class Reject(Exception):
-    """A record that cannot be used: `category` is the machine name, the message says what to fix."""
-
-    def __init__(self, category: str, message: str):
-        super().__init__(message)
-        self.category = category
-        self.message = message
-
-
 def detect_schema(sample: list[dict]) -> str | None:
-    """The schema most of the first records fit, from their keys; None if none fits."""
+    """The schema most of the first records fit, from their keys (and whether chat messages hold a reply); None if none fits."""
     votes: dict[str, int] = {}
     for record in sample:
-        schema = _schema_of(set(record))
+        schema = _schema_of(record)
         if schema:
             votes[schema] = votes.get(schema, 0) + 1
     return max(sorted(votes), key=votes.get) if votes else None
 
 
-def _schema_of(keys: set[str]) -> str | None:
+def _schema_of(record: dict) -> str | None:
+    """The schema one record's keys suggest; chat messages without any reply are a reinforcement prompt."""
+    keys = set(record)
+    if {"chosen", "rejected"} <= keys or {"preferred_output", "non_preferred_output"} <= keys:
+        return "preference"
     if "messages" in keys:
-        return "chat"
+        return "chat" if _has_reply(record["messages"]) else "reinforcement"
     if "conversations" in keys:
         return "sharegpt"
     if {"instruction", "output"} <= keys:
@@ -89,16 +90,6 @@ def normalise(schema: str, value: object, strict_keys: bool) -> dict:
     return NORMALISERS[schema](value, strict_keys)
 
 
-def _check_keys(record: dict, allowed: set[str], strict: bool) -> None:
-    unknown = sorted(set(record) - allowed)
-    if strict and unknown:
-        raise Reject(
-            "unknown_key",
-            f"unknown key {unknown[0]!r} (expected {sorted(allowed)}); drop it, "
-            "rename it with --map, or set data.unknown_keys=ignore",
-        )
-
-
 def _string_field(record: dict, key: str, allow_empty: bool = False) -> str:
     if key not in record or record[key] is None:
         raise Reject("missing_field", f"missing field {key!r}")
@@ -111,42 +102,24 @@ def _string_field(record: dict, key: str, allow_empty: bool = False) -> str:
     return text
 
 
+def _has_reply(messages: object) -> bool:
+    """Whether raw messages hold an assistant reply; malformed ones count as chat, whose checks say what is wrong."""
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        return True
+    return any(m.get("role") == "assistant" for m in messages)
+
+
 def _chat(record: dict, strict: bool) -> dict:
+    messages = _messages_value(record)
+    check_keys(record, {"messages"} | CHAT_EXTRA_KEYS, strict)
+    return {"messages": _checked_messages([chat_message(m, i) for i, m in enumerate(messages)])}
+
+
+def _messages_value(record: dict) -> list:
     messages = record.get("messages")
     if not isinstance(messages, list) or not messages:
         raise Reject("missing_messages_list", "no non-empty 'messages' list")
-    _check_keys(record, {"messages", "tools", "functions", "parallel_tool_calls"}, strict)
-    return {"messages": _checked_messages([_chat_message(m, i) for i, m in enumerate(messages)])}
-
-
-def _chat_message(message: object, index: int) -> dict:
-    if not isinstance(message, dict):
-        raise Reject("data_type", f"message {index} is a {type(message).__name__}, expected an object")
-    missing = [key for key in ("role", "content") if key not in message]
-    if missing:
-        raise Reject("message_missing_key", f"message {index} has no {missing[0]!r}")
-    unknown = sorted(set(message) - MESSAGE_KEYS)
-    if unknown:
-        raise Reject(
-            "message_unrecognized_key",
-            f"message {index} has unknown key {unknown[0]!r} (allowed: role, content, name, weight)",
-        )
-    if message["role"] not in ROLES:
-        raise Reject(
-            "unrecognized_role", f"message {index} has role {message['role']!r} (allowed: system, user, assistant)"
-        )
-    return _message(message["role"], message["content"], index, message.get("weight"))
-
-
-def _message(role: str, content: object, index: int, weight: object = None) -> dict:
-    if not isinstance(content, str) or not content.strip():
-        raise Reject("missing_content", f"message {index} ({role}) has no text content")
-    out = {"role": role, "content": content}
-    if weight is not None:
-        if weight not in (0, 1) or isinstance(weight, bool) or role != "assistant":
-            raise Reject("invalid_weight", f"message {index}: weight must be 0 or 1, on assistant messages only")
-        out["weight"] = int(weight)
-    return out
+    return messages
 
 
 def _checked_messages(messages: list[dict]) -> list[dict]:
@@ -159,7 +132,7 @@ def _sharegpt(record: dict, strict: bool) -> dict:
     turns = record.get("conversations")
     if not isinstance(turns, list) or not turns:
         raise Reject("missing_messages_list", "no non-empty 'conversations' list")
-    _check_keys(record, {"conversations", "id", "system"}, strict)
+    check_keys(record, {"conversations", "id", "system"}, strict)
     messages = (
         [{"role": "system", "content": record["system"]}]
         if isinstance(record.get("system"), str) and record["system"].strip()
@@ -173,12 +146,12 @@ def _sharegpt(record: dict, strict: bool) -> dict:
         role = SHAREGPT_ROLES.get(str(turn["from"]).lower())
         if role is None:
             raise Reject("unrecognized_role", f"turn {index} is from {turn['from']!r} (allowed: system, human, gpt)")
-        messages.append(_message(role, turn["value"], index))
+        messages.append(text_message(role, turn["value"], index))
     return {"messages": _checked_messages(messages)}
 
 
 def _alpaca(record: dict, strict: bool) -> dict:
-    _check_keys(record, {"instruction", "input", "output", "system"}, strict)
+    check_keys(record, {"instruction", "input", "output", "system"}, strict)
     instruction = _string_field(record, "instruction")
     extra = _string_field(record, "input", allow_empty=True) if record.get("input") is not None else ""
     prompt = instruction + ("\n\n" + extra if extra.strip() else "")
@@ -191,7 +164,7 @@ def _alpaca(record: dict, strict: bool) -> dict:
 
 
 def _completion(record: dict, strict: bool) -> dict:
-    _check_keys(record, {"prompt", "completion"}, strict)
+    check_keys(record, {"prompt", "completion"}, strict)
     return {
         "messages": [
             {"role": "user", "content": _string_field(record, "prompt")},
@@ -202,18 +175,32 @@ def _completion(record: dict, strict: bool) -> dict:
 
 def _classification(record: dict, strict: bool) -> dict:
     label_key = next((key for key in LABEL_ALIASES if key in record), "label")
-    _check_keys(record, {"text", label_key}, strict)
+    check_keys(record, {"text", label_key}, strict)
     return {"text": _string_field(record, "text"), "label": _string_field(record, label_key)}
 
 
 def _seq2seq(record: dict, strict: bool) -> dict:
-    _check_keys(record, {"source", "target"}, strict)
+    check_keys(record, {"source", "target"}, strict)
     return {"source": _string_field(record, "source"), "target": _string_field(record, "target")}
 
 
 def _text(record: dict, strict: bool) -> dict:
-    _check_keys(record, {"text"}, strict)
+    check_keys(record, {"text"}, strict)
     return {"text": _string_field(record, "text")}
+
+
+def _reinforcement(record: dict, strict: bool) -> dict:
+    """A prompt for a model to answer while graders score it: every field beside the messages is data
+    the graders read as {{item.FIELD}}, so none is an unknown key."""
+    messages = [chat_message(m, i) for i, m in enumerate(_messages_value(record))]
+    if messages[-1]["role"] != "user":
+        raise Reject(
+            "reinforcement_last_message_not_user",
+            f"the last message is from {messages[-1]['role']!r}: a reinforcement prompt ends with the user's turn "
+            "for the model to answer (drop the reply, or put reply-bearing records in a chat file)",
+        )
+    tools_of(record)
+    return {**{key: value for key, value in record.items() if key != "messages"}, "messages": messages}
 
 
 NORMALISERS: dict[str, Callable[[dict, bool], dict]] = {
@@ -224,11 +211,15 @@ NORMALISERS: dict[str, Callable[[dict, bool], dict]] = {
     "classification": _classification,
     "seq2seq": _seq2seq,
     "text": _text,
+    "preference": normalise_pair,
+    "reinforcement": _reinforcement,
 }
 
 
 def record_texts(record: dict) -> list[str]:
     """The text fields of a normalised record, in order (for cleaning, tokens and dedup)."""
+    if "chosen" in record:
+        return [m["content"] for m in record["prompt"]] + [record["chosen"]["content"], record["rejected"]["content"]]
     if "messages" in record:
         return [m["content"] for m in record["messages"]]
     return [record[key] for key in ("text", "source", "target") if key in record]
@@ -236,7 +227,54 @@ def record_texts(record: dict) -> list[str]:
 
 def with_texts(record: dict, texts: list[str]) -> dict:
     """A copy of a normalised record with its text fields replaced (inverse of record_texts)."""
+    if "chosen" in record:
+        n = len(record["prompt"])
+        return {
+            **record,
+            "prompt": _with_contents(record["prompt"], texts[:n]),
+            "chosen": {**record["chosen"], "content": texts[n]},
+            "rejected": {**record["rejected"], "content": texts[n + 1]},
+        }
     if "messages" in record:
-        return {"messages": [{**m, "content": t} for m, t in zip(record["messages"], texts)]}
+        return {**record, "messages": _with_contents(record["messages"], texts)}
     keys = [key for key in ("text", "source", "target") if key in record]
     return {**record, **dict(zip(keys, texts))}
+
+
+def _with_contents(messages: list[dict], texts: list[str]) -> list[dict]:
+    return [{**m, "content": t} for m, t in zip(messages, texts)]
+
+
+def check_cleaned(record: dict) -> None:
+    """Reject what cleaning can leave unusable: an emptied text field, or a pair whose replies became the same."""
+    if "chosen" in record:
+        check_sides(record["chosen"]["content"], record["rejected"]["content"])
+    if not all(record_texts(record)):
+        raise Reject(
+            "missing_content" if "messages" in record or "prompt" in record else "empty_content",
+            "a text field is empty after cleaning (it held only whitespace, control characters or special tokens)",
+        )
+
+
+def sequences(record: dict) -> list[list[int]]:
+    """Indices into record_texts of each sequence a model reads, which max_tokens limits: the whole record,
+    or for a pair the prompt with its chosen reply and the prompt with its rejected one."""
+    if "chosen" in record:
+        prompt = list(range(len(record["prompt"])))
+        return [prompt + [len(prompt)], prompt + [len(prompt) + 1]]
+    return [list(range(len(record_texts(record))))]
+
+
+def can_truncate(record: dict) -> bool:
+    """Whether max_tokens may cut the record's last text: not for a reinforcement prompt, whose last text is the
+    question itself (the model writes the answer)."""
+    return "messages" not in record or any(m["role"] == "assistant" for m in record["messages"])
+
+
+def dedup_parts(record: dict) -> tuple[str, str | None]:
+    """(the input text, the answer text or None): splits keep records with similar inputs together, and a
+    near duplicate needs both parts similar, so that pairs sharing a prompt stay distinct examples."""
+    if "chosen" in record:
+        prompt = "\n".join(m["content"] for m in record["prompt"])
+        return prompt, record["chosen"]["content"] + "\n" + record["rejected"]["content"]
+    return "\n".join(record_texts(record)), None

@@ -44,12 +44,20 @@ def load_counter(model: str | None, tokenizer=None) -> TokenCounter:
     return TokenCounter(name, load_tokenizer(name))
 
 
-def record_tokens(counter: TokenCounter, records: list[list[str]]) -> list[int]:
-    """Tokens per record (its text fields, plus chat overhead per field when several)."""
-    flat = [text for texts in records for text in texts]
-    counts = iter(counter.count(flat))
-    totals = []
-    for texts in records:
-        total = sum(next(counts) for _ in texts)
-        totals.append(total + (MESSAGE_OVERHEAD * len(texts) if len(texts) > 1 else 0))
-    return totals
+def text_tokens(counter: TokenCounter, records: list[list[str]]) -> list[list[int]]:
+    """Tokens of each text field of each record, counted in one call to the tokenizer."""
+    counts = iter(counter.count([text for texts in records for text in texts]))
+    return [[next(counts) for _ in texts] for texts in records]
+
+
+def sequence_tokens(counts: list[int], sequence: list[int]) -> int:
+    """Tokens of one sequence of text fields (indices into counts), plus chat overhead per field when several."""
+    total = sum(counts[i] for i in sequence)
+    return total + (MESSAGE_OVERHEAD * len(sequence) if len(sequence) > 1 else 0)
+
+
+def pair_tokens(counts: list[int]) -> tuple[int, int, int]:
+    """(prompt, chosen, rejected) tokens of a pair from its text counts (prompt turns, chosen, rejected), each
+    with its chat overhead, so that the prompt plus one reply is that side's sequence length."""
+    *prompt, chosen, rejected = counts
+    return sum(prompt) + MESSAGE_OVERHEAD * len(prompt), chosen + MESSAGE_OVERHEAD, rejected + MESSAGE_OVERHEAD

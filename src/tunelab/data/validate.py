@@ -11,10 +11,11 @@ from pathlib import Path
 
 from tunelab.data.clean import clean_text
 from tunelab.data.readers import RawRecord, read_records
-from tunelab.data.schemas import Reject, apply_map, detect_schema, normalise, record_texts, with_texts
+from tunelab.data.schemas import Reject, apply_map, check_cleaned, detect_schema, normalise, record_texts, with_texts
 from tunelab.errors import DataError
 
 SAMPLE_SIZE = 50  # records looked at to detect a file's schema
+LISTED_REJECTS = 1000  # rejects `validate` lists one by one (file:line, category, message); the counts cover all
 
 
 @dataclass
@@ -77,7 +78,8 @@ def _schema_for(path: Path, head: list[RawRecord], options) -> str | None:
         keys = sorted({key for record in sample for key in record})[:8]
         raise DataError(
             f"{path}: cannot tell the data format from the keys {keys}",
-            "pass --format (chat, alpaca, completion, classification, seq2seq, text) and --map field=column",
+            "pass --format (chat, alpaca, completion, classification, seq2seq, text, preference, reinforcement) "
+            "and --map field=column",
         )
     return schema
 
@@ -95,14 +97,9 @@ def _check(item: RawRecord, schema: str | None, options, cleaning: Counter) -> C
 
 
 def _cleaned(record: dict, redact_pii: bool, cleaning: Counter) -> dict:
-    texts = [clean_text(text, cleaning, redact_pii) for text in record_texts(record)]
-    if not all(texts):
-        category = "missing_content" if "messages" in record else "empty_content"
-        raise Reject(
-            category,
-            "a text field is empty after cleaning (it held only whitespace, control characters or special tokens)",
-        )
-    return with_texts(record, texts)
+    cleaned = with_texts(record, [clean_text(text, cleaning, redact_pii) for text in record_texts(record)])
+    check_cleaned(cleaned)
+    return cleaned
 
 
 @dataclass
@@ -130,17 +127,19 @@ class RejectTally:
 
 def validate_files(paths: list[Path], options) -> dict:
     """Check files without writing anything: per-file schema, counts and reasons."""
-    tally, cleaning, warnings, files = RejectTally(), Counter(), [], []
+    tally, cleaning, warnings, files, listed = RejectTally(), Counter(), [], [], []
     total = usable = 0
     for path in paths:
         report = FileReport(str(path))
         files.append(report)
         for item in checked_records(Path(path), options, report, warnings, cleaning):
             total += 1
-            if item.record is None:
-                tally.add(item.category, item.source, item.line)
-            else:
+            if item.record is not None:
                 usable += 1
+                continue
+            tally.add(item.category, item.source, item.line)
+            if len(listed) < LISTED_REJECTS:
+                listed.append(_listed(item))
     return {
         "input": total,
         "usable": usable,
@@ -148,7 +147,13 @@ def validate_files(paths: list[Path], options) -> dict:
         "reject_reasons": dict(sorted(tally.counts.items())),
         "reject_examples": tally.first,
         "summary": tally.lines(),
+        "rejects": listed,
         "files": [{"path": f.path, "schema": f.schema} for f in files],
         "cleaning": dict(sorted(cleaning.items())),
         "warnings": warnings,
     }
+
+
+def _listed(item: Checked) -> dict:
+    """One reject as a person reads it: where (file:line), what (category) and how to fix it (message)."""
+    return {"place": f"{Path(item.source).name}:{item.line}", "category": item.category, "message": item.message}
