@@ -71,6 +71,9 @@ def eval_command(
         Path | None, typer.Option("--out", help="Folder for eval.json and report.html (default: the run folder).")
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    grader: Annotated[
+        Path | None, typer.Option("--grader", help="Grader JSON whose mean reward (with its interval) is added.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Evaluate TARGET on --data with 95% bootstrap intervals, base vs tuned, and probes."""
@@ -85,6 +88,7 @@ def eval_command(
         probes=probes,
         metrics=wanted,
         baseline=not no_baseline,
+        grader=str(grader) if grader else None,
     )
     records, split_name, manifest = load_records(data, split)
     tuned, base = load_models(target, baseline, no_baseline, device)

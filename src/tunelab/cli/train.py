@@ -13,7 +13,9 @@ from tunelab.methods.registry import known_methods
 DEMO_CONFIG = Path(__file__).parents[1] / "demo.yaml"  # what a bare `tunelab train` runs
 
 
-def overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets) -> dict:
+def overrides_from_flags(
+    data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets, grader=None
+) -> dict:
     """Command-line flags as dotted config keys; --set key.path=value for everything else."""
     overrides = {
         "data.path": [str(p) for p in data] if data else None,
@@ -26,6 +28,7 @@ def overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed
         "train.seed": seed,
         "train.save_steps": save_steps,
         "backend": backend,
+        "rl.grader": str(grader) if grader else None,
     }
     from tunelab.config import parse_value
 
@@ -55,6 +58,9 @@ def train(
     seed: int | None = typer.Option(None, "--seed"),
     save_steps: int | None = typer.Option(None, "--save-steps", help="Checkpoint every N steps (resumable)."),
     backend: str | None = typer.Option(None, "--backend", help="local (default) or openai."),
+    grader: Path | None = typer.Option(
+        None, "--grader", help="Grader JSON (OpenAI's grader objects) that scores grpo's samples and its evaluation."
+    ),
     sets: list[str] | None = typer.Option(None, "--set", help="Override any key: --set train.learning_rate=1e-4."),
     resume: Path | None = typer.Option(
         None,
@@ -91,7 +97,9 @@ def train(
     progress.set_quiet(False)
     if config_file is None and not data and resume is None:
         config_file = DEMO_CONFIG
-    overrides = overrides_from_flags(data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets)
+    overrides = overrides_from_flags(
+        data, model, task, method, out, epochs, max_steps, seed, save_steps, backend, sets, grader
+    )
     overrides.update({"model.allow_pickle": allow_pickle or None, "model.trust_remote_code": trust_remote_code or None})
     config = load_config(config_file, overrides)
     if resume == Path("auto"):

@@ -31,3 +31,8 @@ class EvalConfig(BaseModel):
         0.2, ge=0, description="Relative rise in general-text perplexity flagged as forgetting."
     )
     seed: int = Field(0, description="Seed of the bootstrap resampling and of sampled generation.")
+    grader: str | dict | None = Field(
+        None,
+        description="Grader (JSON file or OpenAI grader object) whose mean reward is added to every evaluation; "
+        "a grpo run uses rl.grader when this is empty.",
+    )

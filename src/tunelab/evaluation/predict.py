@@ -16,6 +16,10 @@ def family(records: list[dict]) -> str:
     first = records[0]
     if "label" in first:
         return "classification"
+    if {"prompt", "chosen", "rejected"} <= set(first):
+        return "preference"
+    if "messages" in first and not any(m.get("role") == "assistant" for m in first["messages"]):
+        return "reinforcement"  # prompts only: scored by a grader
     if "messages" in first or "source" in first:
         return "generation"
     if "text" in first:
@@ -27,6 +31,8 @@ def family(records: list[dict]) -> str:
 
 def source_text(record: dict) -> str:
     """The human-readable input: the source, the text, or the conversation before the answer."""
+    if "prompt" in record and "chosen" in record:
+        return "\n".join(str(m.get("content") or "") for m in record["prompt"] if m["role"] != "system")
     if "messages" in record:
         messages = record["messages"]
         if messages and messages[-1]["role"] == "assistant":
@@ -36,6 +42,8 @@ def source_text(record: dict) -> str:
 
 
 def reference(record: dict) -> str:
+    if "chosen" in record:
+        return str(record["chosen"].get("content") or "")
     if "messages" in record:
         answers = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
         return answers[-1] if answers else ""

@@ -12,6 +12,7 @@ from tunelab.evaluation.metrics import (
     confusion_matrix,
     generation_metrics,
     language_model_metrics,
+    mean_metric,
     per_class_report,
     references_are_json,
 )
@@ -24,6 +25,7 @@ from tunelab.evaluation.predict import (
     reference,
     source_text,
 )
+from tunelab.evaluation.preference import implicit_reward, pair_logps, preference_metrics
 from tunelab.evaluation.probes.run import run_probes
 
 
@@ -64,6 +66,8 @@ def evaluate_run(tuned, base, records: list[dict], task: str, config, split: str
         }
     if kind == "classification":
         result.update(classification_details(records, outputs, labels))
+    if kind == "preference" and "base" in outputs:
+        result["preference"] = implicit_reward(outputs["tuned"], outputs["base"], weights)
     result["predictions"] = prediction_rows(records, outputs, kind)
     result["samples"] = side_by_side(
         result["predictions"], per_sample_scores(metrics, result["primary_metric"]), config.samples_shown
@@ -73,10 +77,12 @@ def evaluate_run(tuned, base, records: list[dict], task: str, config, split: str
 
 
 def model_outputs(loaded, records: list[dict], kind: str, config, name: str):
-    """Label names, generated texts, or (for language modelling) per-example loss statistics."""
+    """Label names, generated texts, pairs' log-probabilities, or (language modelling) per-example loss statistics."""
+    if kind == "preference":
+        return pair_logps(loaded, records, config.batch_size, description=f"Scoring pairs ({name})")
     if kind == "classification":
         return classify(loaded, [r["text"] for r in records], config.batch_size, description=f"Classifying ({name})")
-    if kind == "generation":
+    if kind in ("generation", "reinforcement"):
         return generate_outputs(
             loaded,
             records,
@@ -105,9 +111,29 @@ def all_metrics(kind: str, records: list[dict], outputs, labels, loaded, task: s
         found = generation_metrics(outputs, references, config.normalisation)
         stats = language_model_stats(loaded.model, loaded.tokenizer, records, loaded.task, config.batch_size)
         found += language_model_metrics(*stats)[:2]  # eval_loss and perplexity on the references
+    elif kind == "preference":
+        found = preference_metrics(outputs)
+    elif kind == "reinforcement":
+        found = []
+        if config.grader is None:
+            raise ConfigError("reinforcement data is scored by a grader", "pass --grader grader.json (eval.grader)")
     else:
         found = language_model_metrics(*outputs)
+    if config.grader is not None and kind in ("generation", "reinforcement"):
+        found.append(grader_metric(config.grader, records, outputs))
     return {metric.name: metric for metric in found}
+
+
+def grader_metric(grader_source, records: list[dict], outputs: list[str]) -> Metric:
+    """The grader's mean reward over the outputs (each sample's score, so it bootstraps like any metric)."""
+    from tunelab.graders.registry import load_grader
+    from tunelab.graders.report import score_all
+
+    grader = load_grader(grader_source)
+    try:
+        return mean_metric("mean_reward", score_all(grader, outputs, records).scores)
+    finally:
+        grader.close()
 
 
 def select(metrics: dict[str, Metric], wanted: list[str] | None) -> dict[str, Metric]:
@@ -126,6 +152,10 @@ def primary_metric(kind: str, records: list[dict], available: list[str]) -> str:
         preferred = "accuracy"
     elif kind == "language-modelling":
         preferred = "perplexity"
+    elif kind == "preference":
+        preferred = "preference_accuracy"
+    elif kind == "reinforcement":
+        preferred = "mean_reward"
     else:
         preferred = "exact_match" if references_are_json([reference(r) for r in records]) else "rougeL"
     return preferred if preferred in available else available[0]
@@ -148,6 +178,8 @@ def prediction_rows(records: list[dict], outputs: dict, kind: str) -> list[dict]
         for name, out in outputs.items():
             if kind == "language-modelling":
                 row[name] = f"loss {out[0][index] / max(out[1][index], 1):.3f}"
+            elif kind == "preference":
+                row[name] = f"log p chosen {out[index][0]:.2f}, rejected {out[index][1]:.2f}"
             else:
                 row[name] = out[index]
         rows.append(row)

@@ -111,3 +111,36 @@ def generate(
         for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             outputs[i] = cut_at_stop(text, stop).strip()
     return [outputs[i] for i in range(len(prompts))]
+
+
+def sample_completions(
+    model, tokenizer, prompt_ids: list[list[int]], *, k: int, max_new_tokens: int, temperature: float
+) -> list[list[int]]:
+    """k completions per tokenised prompt (prompt i's are at i*k .. i*k+k-1), as token ids ending at the first
+    end-of-sequence token (kept, so a policy learns to stop). Greedy when temperature is 0. Reinforcement
+    fine-tuning samples its groups with this; the prompts go through one left-padded generate call."""
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(ids) for ids in prompt_ids)
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompt_ids], device=device)
+    attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids], device=device)
+    kwargs = generation_kwargs(tokenizer, max_new_tokens, temperature, 1.0, top_k=0 if temperature else None)
+    with torch.no_grad():
+        out = model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=k, **kwargs)
+    stops = end_token_ids(model, tokenizer)
+    return [_until_end(row[width:].tolist(), stops) for row in out]
+
+
+def end_token_ids(model, tokenizer) -> set[int]:
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+
+def _until_end(ids: list[int], stops: set[int]) -> list[int]:
+    for index, token in enumerate(ids):
+        if token in stops:
+            return ids[: index + 1]
+    return ids

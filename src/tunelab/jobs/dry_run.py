@@ -18,17 +18,36 @@ def render_example(tokenizer, example) -> Text:
     return text
 
 
-def show(config, run_dir, tokenizer, train_examples, settings, shown: int = 2) -> dict:
-    total_tokens = sum(len(e.input_ids) for e in train_examples)
-    trained = (
-        sum(sum(1 for label in e.labels if label != IGNORE) for e in train_examples)
-        if config.task != "classification"
-        else len(train_examples)
+def sequences(example) -> list:
+    """What the model reads for one example: both sides of a preference pair, else the example itself."""
+    return [example.chosen, example.rejected] if hasattr(example, "chosen") else [example]
+
+
+def trained_count(example) -> int:
+    """Trained tokens (a reinforcement prompt has none yet: its completions are sampled during training)."""
+    return sum(
+        sum(1 for label in side.labels if label != IGNORE) for side in sequences(example) if hasattr(side, "labels")
     )
+
+
+def show(config, run_dir, tokenizer, train_examples, settings, shown: int = 2) -> dict:
+    from tunelab.methods.registry import method_for
+
+    method = method_for(config)
+    total_tokens = sum(len(side.input_ids) for e in train_examples for side in sequences(e))
+    trained = sum(map(trained_count, train_examples)) if config.task != "classification" else len(train_examples)
     if config.task != "classification":
         for index, example in enumerate(train_examples[:shown]):
             console.print(f"[bold]example {index + 1}[/] (green = trained tokens):")
-            console.print(render_example(tokenizer, example))
+            for side in sequences(example):
+                console.print(
+                    render_example(tokenizer, side) if hasattr(side, "labels") else tokenizer.decode(side.input_ids)
+                )
+    if method.recipe and method.saves_whole_model and method.recipe.extra_forward:
+        console.print(
+            f"{method.name} on full weights: the reference is scored once before training and kept in "
+            "the run folder, so no second model is held while training"
+        )
     console.print(
         f"{len(train_examples)} train examples, {total_tokens:,} tokens, {trained:,} trained; "
         f"{settings.total_steps} optimizer steps of {settings.batch_size} examples"

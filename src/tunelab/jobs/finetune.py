@@ -136,7 +136,8 @@ def encode_splits(config: RunConfig, data, tokenizer, run_dir: Path) -> tuple[li
     train = method.encode(data.train, tokenizer, context, "train")
     validation = method.encode(data.validation, tokenizer, context, "validation")
     replay = replay_records(config, len(train), run_dir)
-    train += encode_split(replay, tokenizer, config.task, max_length=context.max_length, loss_on="all", name="replay")
+    if replay:
+        train += encode_split(replay, tokenizer, config.task, max_length=context.max_length, loss_on="all", name="replay")
     return train, validation
 
 
@@ -217,8 +218,11 @@ def evaluate(config: RunConfig, run_dir: Path, model, tokenizer, data, device: s
         return {"cost": cost}
     tuned = LoadedModel(model.eval(), tokenizer, config.task, str(run_dir), config.model.name, method_for(config))
     base = load_target(config.model.name, device, config.task, class_labels(data)) if config.eval.baseline else None
-    records = held_out_records(data, config.eval)
-    return evaluate_and_record(tuned, base, records, config.eval, config.eval.split, run_dir, cost=cost)
+    eval_config = config.eval
+    if eval_config.grader is None and config.rl.grader is not None:  # a grpo run is evaluated by its own grader
+        eval_config = eval_config.model_copy(update={"grader": config.rl.grader})
+    records = held_out_records(data, eval_config)
+    return evaluate_and_record(tuned, base, records, eval_config, eval_config.split, run_dir, cost=cost)
 
 
 def run_summary(config: RunConfig, run_dir: Path, counts: dict, result, data, evaluation: dict) -> dict:

@@ -18,10 +18,11 @@ from tunelab.methods.preference import DPO, ORPO, SIMPO
 from tunelab.methods.prefix_tuning import PREFIX_TUNING
 from tunelab.methods.prompt_tuning import PROMPT_TUNING
 from tunelab.methods.qlora import QLORA
+from tunelab.methods.reinforcement import GRPO
 from tunelab.methods.weights import LABELS_FILE
 
 METHODS: dict[str, Method] = {
-    m.name: m for m in (FULL, LORA, QLORA, PROMPT_TUNING, PREFIX_TUNING, ADAPTER, IA3, DISTILL, DPO, ORPO, SIMPO)
+    m.name: m for m in (FULL, LORA, QLORA, PROMPT_TUNING, PREFIX_TUNING, ADAPTER, IA3, DISTILL, DPO, ORPO, SIMPO, GRPO)
 }
 ENCODER_FULL_LIMIT = 500_000_000  # encoders below this many parameters train whole by default
 

@@ -130,12 +130,13 @@ def batches_for(examples: list[Example], s: LoopSettings, objective: Objective, 
 def evaluation_loss(model, examples: list[Example], s: LoopSettings, objective: Objective) -> float:
     """Mean validation loss per trained target over a held-out split."""
     device = next(model.parameters()).device
+    batches = objective.validation_batches or objective.batches
     passes = (
-        batch
+        {k: v.to(device) for k, v in batch.items()}
         for start in range(0, len(examples), s.batch_size)
-        for batch in batches_for(examples[start : start + s.batch_size], s, objective, device)
+        for batch in batches(examples[start : start + s.batch_size], s.micro_batch_size, s.token_budget)
     )
-    return mean_loss(model, passes, objective.validation_loss, objective.targets)
+    return mean_loss(model, passes, objective.validation_loss, objective.validation_targets or objective.targets)
 
 
 def forward_backward(

@@ -26,6 +26,8 @@ class Objective:
     targets: Callable[[dict], int] = trained_tokens
     frozen_models: tuple = field(default=())  # models the loss holds besides the trained one (a teacher)
     metrics: Callable[[], dict] | None = None  # the loss's own figures for the step just taken (logged beside loss)
+    validation_batches: Callable[[list[Example], int, int], list[dict]] | None = None  # default: batches
+    validation_targets: Callable[[dict], int] | None = None  # default: targets
 
     def __call__(self, model, batch: dict) -> tuple[torch.Tensor, int]:
         return self.loss(model, batch), self.targets(batch)

@@ -28,8 +28,8 @@ def run_probes(models: dict, records: list[dict], kind: str, outputs: dict, conf
 
 
 def bias_probe(models: dict, records: list[dict], kind: str, config) -> dict:
-    if kind == "language-modelling":
-        return {"pairs": 0, "verdict": "not run: language-modelling data has no outputs to compare"}
+    if kind in ("language-modelling", "preference"):
+        return {"pairs": 0, "verdict": f"not run: {kind} data has no generated outputs to compare"}
     chosen = [r for r in records if bias.has_terms(source_text(r))][: config.probe_examples]
     pairs = chosen + [bias.counterfactual(r) for r in chosen]
     result = {"pairs": len(chosen), "examples": []}
@@ -62,7 +62,7 @@ def bias_probe(models: dict, records: list[dict], kind: str, config) -> dict:
 
 def hallucination_probe(records: list[dict], kind: str, outputs: dict) -> dict:
     if kind != "generation":
-        return {"verdict": f"not run: the {kind} task has no generated text grounded in a source"}
+        return {"verdict": f"not run: {kind} data has no generated text grounded in a source"}
     sources = [source_text(r) for r in records]
     references = [reference(r) for r in records]
     result = {name: hallucination.hallucination_rates(out, sources, references) for name, out in outputs.items()}
