@@ -17,6 +17,7 @@ TOP_LEVEL = [
     "serve",
     "sweep",
     "methods",
+    "grade",
 ]  # each module exposes register(app)
 SUBCOMMANDS = [
     ("runs", "runs", "List, show, compare and delete tracked runs (MLflow store)."),
