@@ -137,7 +137,9 @@ def encode_splits(config: RunConfig, data, tokenizer, run_dir: Path) -> tuple[li
     validation = method.encode(data.validation, tokenizer, context, "validation")
     replay = replay_records(config, len(train), run_dir)
     if replay:
-        train += encode_split(replay, tokenizer, config.task, max_length=context.max_length, loss_on="all", name="replay")
+        train += encode_split(
+            replay, tokenizer, config.task, max_length=context.max_length, loss_on="all", name="replay"
+        )
     return train, validation
 
 

@@ -112,7 +112,7 @@ def score_pairs(model, pairs: list, pad_id: int, batch_size: int = 8) -> list[tu
     model.eval()
     device = next(model.parameters()).device
     values = []
-    batches = pair_batches(pad_id)(pairs, batch_size, 0)
+    batches = pair_batches(pad_id)(pairs, batch_size, 4096)
     with torch.no_grad():
         for batch in track(batches, "Scoring reference pairs"):
             summed, _ = sequence_logps(model, {k: v.to(device) for k, v in batch.items() if k != "reference"})

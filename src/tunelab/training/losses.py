@@ -25,11 +25,28 @@ def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False
         )
         return out.logits[0], targets[0, keep], torch.zeros_like(keep)
-    else:
+    elif _prepends_virtual_tokens(model):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
         logits = out.logits[:, -targets.shape[1] :]  # prompt tuning prepends virtual-token positions
+    else:  # padded rows: project only the span of positions that any row trains (long prompts cost no logits)
+        mask = targets != IGNORE
+        trained = mask.any(0).nonzero().squeeze(-1)
+        if trained.numel() == 0:
+            trained = torch.zeros(1, dtype=torch.long, device=targets.device)
+        span = torch.arange(int(trained[0]), int(trained[-1]) + 1, device=targets.device)
+        out = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=span, use_cache=False
+        )
+        kept = mask[:, span]
+        return out.logits[kept], targets[:, span][kept], kept.nonzero()[:, 0]
     mask = targets != IGNORE
     return logits[mask], targets[mask], mask.nonzero()[:, 0]
+
+
+def _prepends_virtual_tokens(model) -> bool:
+    """PEFT prompt learning (prompt or prefix tuning) changes what the logits line up with."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
 
 
 @dataclass

@@ -48,10 +48,25 @@ def collate_pairs(pairs: list[PairExample], pad_id: int) -> dict:
 
 
 def pair_batches(pad_id: int):
+    """Forward passes of at most micro_batch_size pairs whose padded rows (both sides) stay within the token
+    budget, so long pairs get smaller passes instead of a memory peak; similar lengths share a pass."""
+
     def batches(pairs: list[PairExample], micro_batch_size: int, token_budget: int) -> list[dict]:
-        return [collate_pairs(pairs[i : i + micro_batch_size], pad_id) for i in range(0, len(pairs), micro_batch_size)]
+        return [collate_pairs(group, pad_id) for group in _budgeted(pairs, micro_batch_size, token_budget)]
 
     return batches
+
+
+def _budgeted(pairs: list[PairExample], micro_batch_size: int, token_budget: int) -> list[list[PairExample]]:
+    groups, current, width = [], [], 0
+    for pair in sorted(pairs, key=lambda p: len(p.input_ids)):
+        longer = max(width, len(pair.input_ids))
+        if current and (len(current) >= micro_batch_size or 2 * (len(current) + 1) * longer > token_budget):
+            groups.append(current)
+            current, longer = [], len(pair.input_ids)
+        current.append(pair)
+        width = longer
+    return groups + [current] if current else groups
 
 
 def pairs_in(batch: dict) -> int:
