@@ -19,8 +19,11 @@ def flops_per_token(
     weight_params = spec.params - (0 if spec.tied else spec.vocab * spec.hidden)  # an embedding lookup costs no FLOPs
     trains = method_named(method, weights)
     matmul = (6 if trains.trains_base else 4) * weight_params
-    if trains.recipe and not trains.trains_base:  # a reference pass (adapters off); full weights score it once
-        matmul += 2 * trains.recipe.extra_forward * weight_params
+    recipe = trains.recipe
+    if recipe and (not trains.trains_base or recipe.reference_copy):  # the reference's forward pass each step
+        matmul += 2 * recipe.extra_forward * weight_params  # (full-weight DPO scores its reference once, up front)
+    if recipe and recipe.samples_online:  # each trained token was sampled by the policy first
+        matmul += 2 * weight_params
     if trains.teacher:
         matmul += 2 * weight_params  # the teacher's forward pass
     attention = 6 * spec.layers * seq_len * spec.attention_dim

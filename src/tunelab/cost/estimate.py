@@ -81,10 +81,16 @@ def cheapest_fix(spec: ModelSpec, setup: TrainSetup, gpu: price_data.Gpu, all_gp
         if fits(replace(setup, micro_batch=micro)):
             return f"gradient checkpointing with micro-batch {micro} and gradient accumulation"
         micro //= 2
-    for method in method_named(setup.method, setup.weights).lighter:
-        lighter = replace(setup, method=method, weights=None, micro_batch=1)
+    current = method_named(setup.method, setup.weights)
+    for method in current.lighter:  # a recipe keeps its loss and moves to lighter weights
+        lighter = (
+            replace(setup, weights=method, micro_batch=1)
+            if current.recipe
+            else replace(setup, method=method, micro_batch=1)
+        )
         if (not get_method(method).needs_cuda or not gpu.is_cpu) and fits(lighter):
-            return f"method {method} (with gradient checkpointing, micro-batch 1)"
+            change = f"weights {method}" if current.recipe else f"method {method}"
+            return f"{change} (with gradient checkpointing, micro-batch 1)"
     if not gpu.is_cpu:
         for count in (2, 4, 8):
             if fits(replace(setup, gpus=count, micro_batch=1)):

@@ -120,8 +120,8 @@ def estimate_memory(spec: ModelSpec, setup: TrainSetup) -> MemoryEstimate:
     state_bytes = setup.compute_bytes if full else ADAPTER_BYTES
     shard = max(1, setup.gpus)
     weights = weight_bytes(spec, setup) + (0 if full else trainable * ADAPTER_BYTES)
-    if method.teacher:
-        weights += spec.params * setup.compute_bytes  # a frozen teacher of the same size
+    if method.teacher or (full and method.recipe and method.recipe.reference_copy):
+        weights += spec.params * setup.compute_bytes  # a frozen teacher, or reference policy, of the same size
     master = trainable * 4 if full and setup.compute_bytes < 4 else 0.0
     gathered = (
         spec.block_params() * setup.compute_bytes * 2 if shard > 1 else 0.0

@@ -86,6 +86,10 @@ def count_with_tokenizer(records: list[dict], tokenizer, max_length: int = 1024)
     counts = []
     for record in records:
         task = record_task(record)
+        if "chosen" in record and "rejected" in record:  # a pair is read twice: prompt + each reply
+            sides = [{"messages": list(record["prompt"]) + [record[side]]} for side in ("chosen", "rejected")]
+            counts.append(sum(len(encode_record(s, tokenizer, task, max_length=max_length).input_ids) for s in sides))
+            continue
         if task == "causal-lm" and "messages" not in record and "text" not in record:
             record = {"text": "".join(str(record.get(k, "")) for k in ("prompt", "completion"))}
         example = encode_record(record, tokenizer, task, max_length=max_length, label_ids=defaultdict(int))

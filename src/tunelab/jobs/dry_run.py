@@ -43,7 +43,7 @@ def show(config, run_dir, tokenizer, train_examples, settings, shown: int = 2) -
                 console.print(
                     render_example(tokenizer, side) if hasattr(side, "labels") else tokenizer.decode(side.input_ids)
                 )
-    if method.recipe and method.saves_whole_model and method.recipe.extra_forward:
+    if method.recipe and method.saves_whole_model and method.recipe.extra_forward and not method.recipe.reference_copy:
         console.print(
             f"{method.name} on full weights: the reference is scored once before training and kept in "
             "the run folder, so no second model is held while training"

@@ -97,6 +97,8 @@ def resolve(config: RunConfig, data) -> RunConfig:
     schema = data.manifest.get("schema")
     method = method_named(config.method or default_method(task, model_name, schema), config.weights)
     check_data_fits(method, schema)
+    if method.recipe and method.recipe.schema == "reinforcement" and config.rl.grader is None:
+        raise ConfigError(f"{method.name} needs a grader to score its samples", "pass --grader grader.json (rl.grader)")
     train = config.train
     filled = {
         "learning_rate": train.learning_rate or method.learning_rate,

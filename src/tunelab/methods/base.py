@@ -96,7 +96,8 @@ class Recipe:
     learning_rate_scale: float = 1.0  # times the weights method's rate
     settings: tuple[str, ...] = ()
     extra_forward: float = 0.0  # forward passes per trained token besides the policy's (a reference pass)
-    samples_per_prompt_setting: str | None = None  # config key of k, for the planner's generation term
+    reference_copy: bool = False  # on full weights the reference is a frozen copy (else scored once up front)
+    samples_online: bool = False  # every trained token is first sampled by the policy (a decode pass)
 
 
 def no_extra_activations(spec: "ModelSpec", setup: "TrainSetup") -> float:

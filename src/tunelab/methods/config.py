@@ -71,6 +71,12 @@ class RLSettings(BaseModel):
     )
     k: int = Field(4, ge=2, le=64, description="grpo: completions sampled per prompt (the group).")
     kl_beta: float = Field(0.04, ge=0, description="grpo: weight of the KL penalty to the reference policy.")
-    clip: float = Field(0.2, gt=0, lt=1, description="grpo: PPO-style clipping range of the probability ratio.")
+    clip: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="grpo: PPO-style clipping range of the probability ratio (tunelab takes one update per rollout, "
+        "where the ratio is 1; the clip bounds it where updates reuse samples).",
+    )
     max_new_tokens: int = Field(64, ge=1, le=4096, description="grpo: tokens sampled per completion at most.")
     temperature: float = Field(1.0, gt=0, le=2, description="grpo: sampling temperature of the completions.")

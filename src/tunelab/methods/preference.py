@@ -106,13 +106,13 @@ def score_pairs(model, pairs: list, pad_id: int, batch_size: int = 8) -> list[tu
     """Summed log-probabilities (chosen, rejected) of each pair under `model`, without gradients."""
     import torch
 
-    from tunelab.training.preference import pair_batches, sequence_logps
+    from tunelab.training.preference import collate_pairs, sequence_logps
 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     values = []
-    batches = pair_batches(pad_id)(pairs, batch_size, 4096)
+    batches = [collate_pairs(pairs[i : i + batch_size], pad_id) for i in range(0, len(pairs), batch_size)]  # in order
     with torch.no_grad():
         for batch in track(batches, "Scoring reference pairs"):
             summed, _ = sequence_logps(model, {k: v.to(device) for k, v in batch.items() if k != "reference"})

@@ -82,7 +82,9 @@ class GrpoSteps:
         device = next(self.context.model.parameters()).device
         for batch in batches:
             on_device = {name: value.to(device) for name, value in batch.items()}
-            batch["reference_logps"] = reference_token_logps(self.reference, on_device, self.adapters_off)
+            batch["reference_logps"] = reference_token_logps(
+                self.reference, on_device, self.adapters_off, s.temperature
+            )
         lengths = [len(ids) for ids in rollouts.completion_ids]
         self.figures = {
             "mean_reward": float(rollouts.rewards.mean()),
@@ -121,7 +123,7 @@ class GrpoSteps:
     def loss(self, model, batch: dict):
         from tunelab.training.reinforcement import grpo_token_losses, token_logps
 
-        logps, rows = token_logps(model, batch)
+        logps, rows = token_logps(model, batch, self.settings.temperature)
         advantages = batch["advantages"][rows]
         losses, kl = grpo_token_losses(
             logps, batch["reference_logps"], advantages, self.settings.clip, self.settings.kl_beta
@@ -158,6 +160,7 @@ GRPO_RECIPE = Recipe(
     learning_rate_scale=0.25,
     settings=("rl",),
     extra_forward=1.0,
-    samples_per_prompt_setting="rl.k",
+    reference_copy=True,
+    samples_online=True,
 )
 GRPO = with_recipe(LORA, GRPO_RECIPE)

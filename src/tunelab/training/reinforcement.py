@@ -84,18 +84,20 @@ def rollout_batch(rollouts: Rollouts, rows: list[int], advantages: torch.Tensor,
     return batch
 
 
-def token_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities of the trained (completion) tokens, flattened, and the row of each."""
+def token_logps(model, batch: dict, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the trained (completion) tokens under the sampling distribution (logits over the
+    sampling temperature, so the policy optimised is the one that sampled), flattened, and the row of each."""
     logits, targets, rows = lm_logits_at_targets(model, batch)
-    return torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), rows
+    scaled = logits.float() / temperature if temperature > 0 else logits.float()
+    return torch.log_softmax(scaled, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), rows
 
 
-def reference_token_logps(reference_model, batch: dict, adapters_off: bool) -> torch.Tensor:
+def reference_token_logps(reference_model, batch: dict, adapters_off: bool, temperature: float = 1.0) -> torch.Tensor:
     with torch.no_grad():
         if adapters_off:
             with reference_model.disable_adapter():
-                return token_logps(reference_model, batch)[0]
-        return token_logps(reference_model, batch)[0]
+                return token_logps(reference_model, batch, temperature)[0]
+        return token_logps(reference_model, batch, temperature)[0]
 
 
 def grpo_token_losses(
