@@ -6,9 +6,11 @@ People read stderr; with --json, stdout carries exactly one JSON object for scri
 import json
 import tempfile
 from pathlib import Path
+from typing import get_args
 
 import typer
 
+from tunelab.data.config import DataFormat
 from tunelab.errors import ConfigError
 from tunelab.progress import console, set_quiet
 
@@ -16,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, help="Prepare, validate, inspect and com
 
 INPUTS = typer.Argument(..., help="Data files (JSONL, JSON, CSV/TSV, Parquet) or Hugging Face dataset folders.")
 FORMAT = typer.Option(
-    "auto", "--format", help="auto, chat, sharegpt, alpaca, completion, classification, seq2seq or text."
+    "auto", "--format", help="One of: " + ", ".join(get_args(DataFormat)) + " (auto detects it per file)."
 )
 MAP = typer.Option(None, "--map", help="field=column, e.g. --map label=category (repeatable).")
 JSON_OUT = typer.Option(False, "--json", help="Print one JSON object on stdout.")
