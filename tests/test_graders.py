@@ -5,6 +5,7 @@ import json
 import math
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -362,11 +363,13 @@ def test_source_that_fails_to_load_fails_every_sample_once_loaded():
 
 
 def test_the_sandbox_limits_its_processes_and_leaves_root():
-    """Under the strongest mechanism the code runs as a fresh unprivileged user, with no process to spare."""
+    """Under the strongest mechanism the code runs as a fresh unprivileged user, with no process to spare, and
+    sees none of the project's files (only the Python installation is mounted, wherever the checkout lives)."""
+    tests_dir = str(Path(__file__).resolve().parent)
     source = (
         "import os, resource\ndef grade(sample, item):\n"
         "    return float(os.getuid() != 0 and resource.getrlimit(resource.RLIMIT_NPROC) == (0, 0)"
-        " and os.getcwd() == '/sandbox' and not os.path.exists('/proc/self') and not os.path.exists('/tmp'))\n"
+        f" and os.getcwd() == '/sandbox' and not os.path.exists('/proc/self') and not os.path.exists({tests_dir!r}))\n"
     )
     grader = python_grader(source, mechanism="namespaces")
     report = score_all(grader, ["a"], [{}])

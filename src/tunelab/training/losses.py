@@ -17,7 +17,7 @@ from tunelab.training.batches import IGNORE
 def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits and targets at trained positions only, and the batch row each position belongs to."""
     targets = batch["targets"]
-    if getattr(model.config, "is_encoder_decoder", False):
+    if getattr(_unwrapped(model).config, "is_encoder_decoder", False):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=targets).logits
     elif targets.shape[0] == 1 and "position_ids" in batch:  # packed row: project only where trained
         keep = (targets[0] != IGNORE).nonzero().squeeze(-1)
@@ -43,9 +43,14 @@ def lm_logits_at_targets(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor
     return logits[mask], targets[mask], mask.nonzero()[:, 0]
 
 
+def _unwrapped(model):
+    """The model under a data-parallel wrapper (DDP/FSDP keep it as .module): its config says what it is."""
+    return getattr(model, "module", model)
+
+
 def _prepends_virtual_tokens(model) -> bool:
     """PEFT prompt learning (prompt or prefix tuning) changes what the logits line up with."""
-    config = getattr(model, "active_peft_config", None)
+    config = getattr(_unwrapped(model), "active_peft_config", None)
     return bool(getattr(config, "is_prompt_learning", False))
 
 
