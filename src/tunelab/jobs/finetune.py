@@ -100,16 +100,13 @@ def resolve(config: RunConfig, data) -> RunConfig:
     if method.recipe and method.recipe.schema == "reinforcement" and config.rl.grader is None:
         raise ConfigError(f"{method.name} needs a grader to score its samples", "pass --grader grader.json (rl.grader)")
     train = config.train
-    filled = {
-        "learning_rate": train.learning_rate or method.learning_rate,
-        "micro_batch_size": train.micro_batch_size or train.batch_size,
-    }
+    rate = train.learning_rate or method.learning_rate
     return config.model_copy(
         update={
             "task": task,
             "method": method.name,
             "model": config.model.model_copy(update={"name": model_name}),
-            "train": train.model_copy(update=filled),
+            "train": train.model_copy(update={"learning_rate": rate}),
             "data": config.data.model_copy(update={"path": [str(Path(data.folder).resolve())]}),
         }
     )
