@@ -4,7 +4,9 @@
 
 The demo's generated tickets become OpenAI reinforcement records (the system and user turns as
 the prompt; category, priority and product as fields). The grader is a `multi` over
-`string_check`s of the three JSON fields plus a sandboxed `python` grader for JSON validity.
+`string_check`s of the three fields (mentioned anywhere, and exact in the JSON answer) plus a sandboxed
+`python` grader for JSON validity: the untouched model never answers in JSON, so the mentions give
+its sampled groups reward variance to learn from.
 Reports held-out mean reward base vs tuned with 95% intervals (tunelab's own evaluation), the
 reward curve from metrics.jsonl, steps and time.
 """
@@ -30,26 +32,39 @@ def grade(sample, item):
 """
 
 
-def field_check(name: str) -> dict:
+def field_mentioned(name: str) -> dict:
+    """Partial credit the untouched model can earn: the field's value appears in the answer (case-insensitive)."""
     return {
         "type": "string_check",
         "name": name,
+        "input": "{{sample.output_text}}",
+        "reference": f"{{{{item.{name}}}}}",
+        "operation": "ilike",
+    }
+
+
+def field_exact(name: str) -> dict:
+    return {
+        "type": "string_check",
+        "name": f"{name}_exact",
         "input": f"{{{{sample.output_json.{name}}}}}",
         "reference": f"{{{{item.{name}}}}}",
         "operation": "eq",
     }
 
 
+FIELDS = ("category", "priority", "product")
 GRADER = {
     "type": "multi",
     "name": "ticket",
     "graders": {
-        "category": field_check("category"),
-        "priority": field_check("priority"),
-        "product": field_check("product"),
+        **{name: field_mentioned(name) for name in FIELDS},
+        **{f"{name}_exact": field_exact(name) for name in FIELDS},
         "valid_json": {"type": "python", "name": "valid_json", "source": VALID_JSON},
     },
-    "calculate_output": "0.25 * valid_json + 0.25 * category + 0.25 * priority + 0.25 * product",
+    # mentions give the untouched model a signal; exact JSON fields and validity reward the format
+    "calculate_output": "0.1 * (category + priority + product) + 0.15 * (category_exact + priority_exact + "
+    "product_exact) + 0.25 * valid_json",
 }
 
 

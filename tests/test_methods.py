@@ -366,3 +366,23 @@ def test_virtual_token_methods_evaluate_end_to_end(method, tmp_path):
     )
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert summary["status"] == "succeeded" and evaluation["tuned"]["eval_loss"] > 0
+
+
+def test_a_fresh_run_in_a_used_out_folder_keeps_no_earlier_steps(tmp_path):
+    """Metrics (and so curves, reports and the service's events) describe only the run that wrote them."""
+    from tunelab.jobs import finetune
+
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in CHAT * 4))
+    overrides = {
+        "model.name": str(tiny_llama()),
+        "method": "lora",
+        "data.path": [str(data)],
+        "eval.enabled": False,
+        "tracking.enabled": False,
+        "out": str(tmp_path / "run"),
+    }
+    finetune.run(load_config(None, {**overrides, "train.max_steps": 3}))
+    finetune.run(load_config(None, {**overrides, "train.max_steps": 1}))
+    steps = [r["step"] for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read()]
+    assert steps == [1]

@@ -170,7 +170,7 @@ def train_and_evaluate(
     )
     log = MetricsLog(run_dir / "metrics.jsonl")
     resume_from = latest_intact(run_dir) if resuming else None
-    if resuming and resume_from is None:
+    if resume_from is None:  # a fresh start, also in a reused --out folder, keeps no earlier run's steps
         log.truncate_after(0)
     tracker = open_tracker(config, run_dir, data.manifest) if parallel.is_main else NoTracker()
     tracker.log_params(
