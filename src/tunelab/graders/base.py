@@ -4,6 +4,7 @@
 (`grader.graders.exact.operation`) and says how to fix it; graders never see an unchecked dict.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -95,8 +96,9 @@ def _as_tuple(kind) -> tuple:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-class Grader:
-    """A validated grader. Subclasses implement `grade_one`, or `grade_batch` when batching pays."""
+class Grader(ABC):
+    """A validated grader: built from its OpenAI object, it grades samples in batches (one sandbox process or
+    one judge model serves a whole batch)."""
 
     type: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]  # the keys of the OpenAI object besides type and name
@@ -105,21 +107,18 @@ class Grader:
         self.name = name
 
     @classmethod
-    def from_spec(cls, spec: Spec) -> "Grader":
-        raise NotImplementedError
+    @abstractmethod
+    def from_spec(cls, spec: Spec) -> "Grader": ...
 
-    def grade_one(self, sample: Sample, item: dict) -> Outcome:
-        raise NotImplementedError
-
-    def grade_batch(self, samples: list[Sample], items: list[dict]) -> list[Outcome]:
-        return [self.grade_one(sample, item) for sample, item in zip(samples, items)]
+    @abstractmethod
+    def grade_batch(self, samples: list[Sample], items: list[dict]) -> list[Outcome]: ...
 
     def score(self, sample, item: dict) -> float:
         """One sample's score (0.0 when grading it failed; `score_all` reports why)."""
         return self.grade_batch([as_sample(sample)], [item])[0].score
 
-    def set_sandbox_limits(self, limits) -> None:
+    def set_sandbox_limits(self, limits) -> None:  # noqa: B027 (a hook only the python grader fills)
         """What a python grader's code may use (SandboxLimits); other graders run no user code."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook only graders holding a process or model fill)
         """Release what the grader holds (the python grader's sandbox process)."""

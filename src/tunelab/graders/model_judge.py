@@ -8,6 +8,7 @@ neither scores 0 and counts as an `unparsable` error.
 """
 
 import re
+from abc import abstractmethod
 from functools import lru_cache
 
 from tunelab.errors import ConfigError
@@ -102,11 +103,13 @@ class JudgeGrader(Grader):
             "sampling_params": sampling_params(spec),
         }
 
+    @abstractmethod
     def instruction(self) -> str:
-        raise NotImplementedError
+        """What the judge is told to answer with (a number, or one of the labels)."""
 
+    @abstractmethod
     def parse(self, answer: str) -> Outcome:
-        raise NotImplementedError
+        """The judge's answer as a score."""
 
     def prompt(self, tokenizer, sample: Sample, item: dict) -> str:
         from tunelab.inference.generate import chat_prompt

@@ -27,6 +27,9 @@ class StringCheckGrader(Grader):
     def from_spec(cls, spec: Spec) -> "StringCheckGrader":
         return cls(spec.name, spec.text("input"), spec.text("reference"), spec.choice("operation", tuple(OPERATIONS)))
 
+    def grade_batch(self, samples: list[Sample], items: list[dict]) -> list[Outcome]:
+        return [self.grade_one(sample, item) for sample, item in zip(samples, items)]
+
     def grade_one(self, sample: Sample, item: dict) -> Outcome:
         matched = OPERATIONS[self.operation](render(self.input, sample, item), render(self.reference, sample, item))
         return Outcome(1.0 if matched else 0.0)
