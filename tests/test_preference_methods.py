@@ -664,7 +664,7 @@ def test_grpo_learns_from_groups_with_different_rewards(files, tmp_path, loop_sp
 def test_grpo_step_moves_probability_towards_the_better_samples(tmp_path):
     """One plain gradient step on the GRPO loss: completions with a positive advantage gain log-probability
     relative to those with a negative one (sum_i A_i * delta log p_i > 0 to first order)."""
-    from tunelab.training.reinforcement import token_logps
+    from tunelab.training.losses import token_logps
 
     overrides = {"rl.grader": SIMILAR, "rl.k": 4, "rl.max_new_tokens": 8}
     model, _, train, _, objective, _ = direct_setup("grpo", prompts(4), tmp_path, **overrides)

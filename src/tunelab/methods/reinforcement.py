@@ -121,7 +121,8 @@ class GrpoSteps:
             model.train(was_training)
 
     def loss(self, model, batch: dict):
-        from tunelab.training.reinforcement import grpo_token_losses, token_logps
+        from tunelab.training.losses import token_logps
+        from tunelab.training.reinforcement import grpo_token_losses
 
         logps, rows = token_logps(model, batch, self.settings.temperature)
         advantages = batch["advantages"][rows]

@@ -54,6 +54,14 @@ def _prepends_virtual_tokens(model) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
+def token_logps(model, batch: dict, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the trained tokens (logits over `temperature`, for losses that score a sampling
+    distribution), flattened, and the batch row of each. Preference and reinforcement losses share it."""
+    logits, targets, rows = lm_logits_at_targets(model, batch)
+    scaled = logits.float() / temperature if temperature > 0 else logits.float()
+    return torch.log_softmax(scaled, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), rows
+
+
 @dataclass
 class TokenStats:
     """Per batch row: summed next-token loss over trained targets, their count, and correct argmax predictions."""

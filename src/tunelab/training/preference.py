@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tunelab.progress import track
 from tunelab.training.batches import IGNORE, Example, collate_padded, encode_chat
-from tunelab.training.losses import lm_logits_at_targets
+from tunelab.training.losses import token_logps
 
 
 @dataclass
@@ -75,10 +75,9 @@ def pairs_in(batch: dict) -> int:
 
 def sequence_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row: the summed log-probability of the trained tokens, and how many there are."""
-    logits, targets, rows = lm_logits_at_targets(model, batch)
-    token_logps = torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logps, rows = token_logps(model, batch)
     n_rows = batch["targets"].shape[0]
-    summed = torch.zeros(n_rows, device=token_logps.device, dtype=token_logps.dtype).index_add(0, rows, token_logps)
+    summed = torch.zeros(n_rows, device=logps.device, dtype=logps.dtype).index_add(0, rows, logps)
     counts = torch.zeros(n_rows, device=rows.device, dtype=torch.long).index_add(0, rows, torch.ones_like(rows))
     return summed, counts.clamp(min=1)
 

@@ -14,7 +14,7 @@ import torch
 
 from tunelab.progress import track
 from tunelab.training.batches import IGNORE, Example, collate_padded
-from tunelab.training.losses import lm_logits_at_targets
+from tunelab.training.losses import token_logps
 
 ADVANTAGE_EPS = 1e-4
 
@@ -82,14 +82,6 @@ def rollout_batch(rollouts: Rollouts, rows: list[int], advantages: torch.Tensor,
     batch = collate_padded(examples, pad_id, "causal-lm")
     batch["advantages"] = advantages[rows].float()
     return batch
-
-
-def token_logps(model, batch: dict, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities of the trained (completion) tokens under the sampling distribution (logits over the
-    sampling temperature, so the policy optimised is the one that sampled), flattened, and the row of each."""
-    logits, targets, rows = lm_logits_at_targets(model, batch)
-    scaled = logits.float() / temperature if temperature > 0 else logits.float()
-    return torch.log_softmax(scaled, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), rows
 
 
 def reference_token_logps(reference_model, batch: dict, adapters_off: bool, temperature: float = 1.0) -> torch.Tensor:
