@@ -1,9 +1,11 @@
-"""`tunelab train --backend openai`: conversion and mapping, and end to end against a real `tunelab serve`."""
+"""`tunelab train --backend openai`: conversion and mapping, the wind-down warning, and end to end against a
+real `tunelab serve`."""
 
 import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,20 @@ def test_records_become_openai_chat_examples():
         ]
     }
     assert openai_backend.openai_messages(chat, "causal-lm") == chat
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    tools = {
+        "messages": [
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": None, "tool_calls": [call], "weight": 1},
+            {"role": "tool", "tool_call_id": "c1", "content": "{}"},
+            {"role": "assistant", "content": "a"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "parallel_tool_calls": False,
+    }
+    sent = openai_backend.openai_messages(tools, "causal-lm")
+    assert sent["messages"][1] == {"role": "assistant", "tool_calls": [call], "weight": 1}
+    assert sent["messages"][2]["tool_call_id"] == "c1" and sent["tools"] == tools["tools"]
     assert openai_backend.openai_messages({"text": "card lost", "label": "lost_card"}, "classification")["messages"][
         1
     ] == {"role": "assistant", "content": "lost_card"}
@@ -57,7 +73,22 @@ def test_hyperparameters_map_to_openai_terms():
     assert openai_backend.hyperparameters(load_config())["learning_rate_multiplier"] == "auto"
 
 
-def test_needs_a_model_and_dry_run_stays_offline(tmp_path, monkeypatch):
+def test_wind_down_warning_gives_the_dates_the_source_and_the_way_out():
+    warning = openai_backend.wind_down_warning("gpt-4.1-mini-2025-04-14", None, date(2026, 12, 2))
+    for text in ("2026-05-07", "2026-07-02", "no organisation can create new jobs from 2027-01-06", "2027-01-14"):
+        assert text in warning
+    assert "https://platform.openai.com/docs/deprecations" in warning
+    assert "`tunelab serve`" in warning and "Moving from OpenAI fine-tuning" in warning
+    closed = openai_backend.wind_down_warning("gpt-4o-mini", "https://api.openai.com/v1", date(2027, 1, 6))
+    assert "job creation closed for every organisation on 2027-01-06" in closed and "refuse this job" in closed
+
+
+def test_no_wind_down_warning_for_another_endpoint():
+    assert openai_backend.wind_down_warning("tiny", "http://127.0.0.1:8000/v1", date(2027, 2, 1)) is None
+    assert openai_backend.wind_down_warning("gpt-4o", "https://eu.api.openai.com/v1", date(2027, 2, 1))
+
+
+def test_needs_a_model_and_dry_run_stays_offline(tmp_path, monkeypatch, capsys):
     from tunelab.jobs import finetune
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -71,6 +102,8 @@ def test_needs_a_model_and_dry_run_stays_offline(tmp_path, monkeypatch):
     }
     with pytest.raises(ConfigError, match="needs --model"):
         finetune.run(load_config(None, overrides))
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    capsys.readouterr()
     summary = finetune.run(load_config(None, {**overrides, "model.name": "gpt-4.1-mini"}), dry_run=True)
     lines = Path(summary["train_file"]).read_text().splitlines()
     assert (
@@ -78,6 +111,8 @@ def test_needs_a_model_and_dry_run_stays_offline(tmp_path, monkeypatch):
         and len(lines) >= 18
         and json.loads(lines[0])["messages"][1]["role"] == "assistant"
     )
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "2027-01-06" in captured.err and "2027-01-06" not in captured.out
 
 
 @pytest.mark.slow

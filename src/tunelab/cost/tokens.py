@@ -87,7 +87,10 @@ def count_with_tokenizer(records: list[dict], tokenizer, max_length: int = 1024)
     for record in records:
         task = record_task(record)
         if "chosen" in record and "rejected" in record:  # a pair is read twice: prompt + each reply
-            sides = [{"messages": list(record["prompt"]) + [record[side]]} for side in ("chosen", "rejected")]
+            sides = [
+                {"messages": list(record["prompt"]) + [record[side]], "tools": record.get("tools")}
+                for side in ("chosen", "rejected")
+            ]
             counts.append(sum(len(encode_record(s, tokenizer, task, max_length=max_length).input_ids) for s in sides))
             continue
         if task == "causal-lm" and "messages" not in record and "text" not in record:
@@ -114,7 +117,8 @@ def openai_count(data: str | Path, openai: dict) -> TokenCount:
     for record in records:
         messages = record.get("messages") or [{"role": "user", "content": "".join(str(v) for v in record.values())}]
         counts.append(
-            sum(per_message + encode(str(m.get("role", ""))) + encode(str(m.get("content", ""))) for m in messages)
+            sum(per_message + encode(str(m.get("role", ""))) + encode(_message_text(m)) for m in messages)
+            + encode(json.dumps(record["tools"]) if record.get("tools") else "")
             + per_reply
         )
     note = (
@@ -123,6 +127,12 @@ def openai_count(data: str | Path, openai: dict) -> TokenCount:
         else "approximate: 4 characters per token (tiktoken encoding not available offline)"
     )
     return TokenCount(len(records), sum(counts), max(counts), method, note)
+
+
+def _message_text(message: dict) -> str:
+    """What a message bills: its content and, for a tool call, the calls (content is null on those)."""
+    calls = json.dumps(message["tool_calls"]) if message.get("tool_calls") else ""
+    return str(message.get("content") or "") + calls
 
 
 def _tiktoken_encoder(encoding: str):

@@ -22,6 +22,7 @@ from tunelab.data.schemas import (
     dedup_parts,
     record_texts,
     sequences,
+    token_texts,
     with_texts,
 )
 from tunelab.data.tokens import TokenCounter, pair_tokens, sequence_tokens, text_tokens
@@ -143,7 +144,7 @@ class Collector:
         if not self.batch:
             return
         items, self.batch = self.batch, []
-        counts = text_tokens(self.counter, [record_texts(item.record) for item in items])
+        counts = text_tokens(self.counter, [token_texts(item.record) for item in items])
         measured = [(item, self._within_limits(item, c)) for item, c in zip(items, counts)]
         survivors = self._unique([(item, c) for item, c in measured if c is not None])
         if survivors:
@@ -184,7 +185,7 @@ class Collector:
         except Reject as reject:
             self.reject(item.source, item.line, reject.category, f"{reject.message} (cut to max_tokens={limit})")
             return None
-        return text_tokens(self.counter, [record_texts(item.record)])[0]
+        return text_tokens(self.counter, [token_texts(item.record)])[0]
 
     def _truncate(self, item: Checked, counts: list[int], limit: int) -> bool:
         """Cut the last text field of each sequence over `limit` by its excess; False if that leaves nothing."""
@@ -237,7 +238,7 @@ class Collector:
                 label = item.record["label"]
                 self.result.labels.append(self.label_names.setdefault(label, label))
             if "chosen" in item.record:
-                self.result.pair_tokens.extend(pair_tokens(record_counts))
+                self.result.pair_tokens.extend(pair_tokens(record_counts, sequences(item.record)))
         self.result.tokens.extend(longest_sequence(item.record, c) for item, c in zip(items, counts))
         inputs, answers = zip(*(dedup_parts(item.record) for item in items))
         dedup.signatures(list(inputs)).tofile(self.signature_file)

@@ -1,15 +1,16 @@
 """Preference pairs: OpenAI's DPO format, prompt/chosen/rejected and HH-RLHF transcripts, read into one shape.
 
 `{"prompt": [messages], "chosen": {assistant message}, "rejected": {assistant message}}`, plus
-`"tools"` when the input had them: DPO-style training compares two replies to one prompt, so the
+`"tools"` and `"parallel_tool_calls"` when the input had them (the prompt may hold tool calls and tool
+responses; the two replies are text): DPO-style training compares two replies to one prompt, so the
 prompt is what both replies follow, and a pair that cannot say so is rejected with the reason.
 """
 
 import re
 
-from tunelab.data.messages import CHAT_EXTRA_KEYS, Reject, chat_message, check_keys, tools_of
+from tunelab.data.messages import CHAT_EXTRA_KEYS, Reject, chat_message, chat_messages, check_keys, tool_fields
 
-PREFERENCE_KEYS = {"prompt", "chosen", "rejected", "tools"}
+PREFERENCE_KEYS = {"prompt", "chosen", "rejected"} | CHAT_EXTRA_KEYS
 OPENAI_PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output"}
 # HH-RLHF writes a conversation as one string of "\n\nHuman: ..." and "\n\nAssistant: ..." turns
 TRANSCRIPT_TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -21,14 +22,15 @@ def normalise_pair(record: dict, strict: bool) -> dict:
     """One pair shape from OpenAI's DPO format, prompt/chosen/rejected, or two full transcripts."""
     if "preferred_output" in record or "non_preferred_output" in record:
         return _openai_preference(record, strict)
+    fields = tool_fields(record)
     check_keys(record, PREFERENCE_KEYS, strict)
     chosen_before, chosen = _split_reply(_conversation(record.get("chosen"), "chosen", "assistant"), "chosen")
     rejected_before, rejected = _split_reply(_conversation(record.get("rejected"), "rejected", "assistant"), "rejected")
     if _is_blank(record.get("prompt")):
-        prompt = _shared_prompt(chosen_before, rejected_before)
+        prompt = _shared_prompt(chosen_before, rejected_before, fields)
     else:
-        prompt = _prompt(_conversation(record["prompt"], "prompt", "user"))
-    return _pair(prompt, chosen, rejected, tools_of(record))
+        prompt = _prompt(_conversation(record["prompt"], "prompt", "user"), fields)
+    return _pair(prompt, chosen, rejected, fields)
 
 
 def _openai_preference(record: dict, strict: bool) -> dict:
@@ -36,13 +38,14 @@ def _openai_preference(record: dict, strict: bool) -> dict:
     given = record.get("input")
     if not isinstance(given, dict):
         raise Reject("preference_missing_prompt", "no 'input' object: put the prompt in input.messages")
+    fields = tool_fields(given)
     check_keys(given, {"messages"} | CHAT_EXTRA_KEYS, strict)
-    prompt = _prompt(_conversation(given.get("messages"), "input.messages", "user"))
+    prompt = _prompt(_conversation(given.get("messages"), "input.messages", "user"), fields)
     sides = [
         _split_reply(_conversation(record.get(key), key, "assistant"), key)[1]
         for key in ("preferred_output", "non_preferred_output")
     ]
-    return _pair(prompt, *sides, tools_of(given))
+    return _pair(prompt, *sides, fields)
 
 
 def _is_blank(value: object) -> bool:
@@ -76,25 +79,31 @@ def _split_reply(messages: list, key: str) -> tuple[list, dict]:
     reply = messages[-1] if messages else None
     if not isinstance(reply, dict) or reply.get("role") != "assistant":
         raise Reject("preference_empty_side", f"{key!r} holds no assistant reply; give it as a string or message")
+    if "tool_calls" in reply:
+        raise Reject(
+            "preference_tool_call_reply",
+            f"the {key!r} reply calls tools: a pair compares two text replies (tool calls belong in the prompt)",
+        )
     if reply.get("content") is None or (isinstance(reply["content"], str) and not reply["content"].strip()):
         raise Reject("preference_empty_side", f"the {key!r} reply is empty; a pair needs two replies to compare")
     checked = chat_message(reply, len(messages) - 1)
     return messages[:-1], {"role": "assistant", "content": checked["content"]}
 
 
-def _prompt(messages: list) -> list[dict]:
+def _prompt(messages: list, fields: dict) -> list[dict]:
     """Checked prompt messages; HH-style prompts end in an empty "Assistant:" cue, which is dropped."""
-    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
-        messages = messages[:-1] if _is_blank(messages[-1].get("content")) else messages
+    cue = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if cue.get("role") == "assistant" and "tool_calls" not in cue and _is_blank(cue.get("content")):
+        messages = messages[:-1]
     if not messages:
         raise Reject(
             "preference_missing_prompt",
             "no prompt: give 'prompt' (a string or messages), or full transcripts in 'chosen' and 'rejected'",
         )
-    return [chat_message(m, i) for i, m in enumerate(messages)]
+    return chat_messages(messages, fields)
 
 
-def _shared_prompt(chosen_before: list, rejected_before: list) -> list[dict]:
+def _shared_prompt(chosen_before: list, rejected_before: list, fields: dict) -> list[dict]:
     """The turns both transcripts share before their last reply: the prompt of the pair."""
     chosen, rejected = ([chat_message(m, i) for i, m in enumerate(turns)] for turns in (chosen_before, rejected_before))
     if _turns(chosen) != _turns(rejected):
@@ -107,17 +116,16 @@ def _shared_prompt(chosen_before: list, rejected_before: list) -> list[dict]:
             f"chosen and rejected differ at turn {at + 1}, before their last reply: a pair shares every turn but the "
             "last; split such records into 'prompt', 'chosen' and 'rejected'",
         )
-    return _prompt(chosen_before)
+    return _prompt(chosen_before, fields)
 
 
-def _turns(messages: list[dict]) -> list[tuple[str, str]]:
-    return [(m["role"], m["content"].strip()) for m in messages]
+def _turns(messages: list[dict]) -> list[tuple]:
+    return [(m["role"], (m["content"] or "").strip(), m.get("tool_calls")) for m in messages]
 
 
-def _pair(prompt: list[dict], chosen: dict, rejected: dict, tools: list | None) -> dict:
+def _pair(prompt: list[dict], chosen: dict, rejected: dict, fields: dict) -> dict:
     check_sides(chosen["content"], rejected["content"])
-    record = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-    return {**record, "tools": tools} if tools else record
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, **fields}
 
 
 def check_sides(chosen: str, rejected: str) -> None:

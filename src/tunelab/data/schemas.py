@@ -8,9 +8,18 @@ carry the names OpenAI uses for its fine-tuning file checks, so a user who knows
 at once.
 """
 
+import json
 from collections.abc import Callable
 
-from tunelab.data.messages import CHAT_EXTRA_KEYS, Reject, chat_message, check_keys, text_message, tools_of
+from tunelab.data.messages import (
+    CHAT_EXTRA_KEYS,
+    Reject,
+    chat_messages,
+    check_arguments,
+    check_keys,
+    text_message,
+    tool_fields,
+)
 from tunelab.data.messages import ROLES as ROLES  # re-exported: inference reads it from here
 from tunelab.data.preference import check_sides, normalise_pair
 
@@ -110,9 +119,11 @@ def _has_reply(messages: object) -> bool:
 
 
 def _chat(record: dict, strict: bool) -> dict:
+    """Chat messages, with the record's tools and parallel_tool_calls kept beside them when it has them."""
     messages = _messages_value(record)
+    fields = tool_fields(record)
     check_keys(record, {"messages"} | CHAT_EXTRA_KEYS, strict)
-    return {"messages": _checked_messages([chat_message(m, i) for i, m in enumerate(messages)])}
+    return {"messages": _checked_messages(chat_messages(messages, fields)), **fields}
 
 
 def _messages_value(record: dict) -> list:
@@ -192,14 +203,13 @@ def _text(record: dict, strict: bool) -> dict:
 def _reinforcement(record: dict, strict: bool) -> dict:
     """A prompt for a model to answer while graders score it: every field beside the messages is data
     the graders read as {{item.FIELD}}, so none is an unknown key."""
-    messages = [chat_message(m, i) for i, m in enumerate(_messages_value(record))]
+    messages = chat_messages(_messages_value(record), tool_fields(record))
     if messages[-1]["role"] != "user":
         raise Reject(
             "reinforcement_last_message_not_user",
             f"the last message is from {messages[-1]['role']!r}: a reinforcement prompt ends with the user's turn "
             "for the model to answer (drop the reply, or put reply-bearing records in a chat file)",
         )
-    tools_of(record)
     return {**{key: value for key, value in record.items() if key != "messages"}, "messages": messages}
 
 
@@ -219,34 +229,59 @@ NORMALISERS: dict[str, Callable[[dict, bool], dict]] = {
 def record_texts(record: dict) -> list[str]:
     """The text fields of a normalised record, in order (for cleaning, tokens and dedup)."""
     if "chosen" in record:
-        return [m["content"] for m in record["prompt"]] + [record["chosen"]["content"], record["rejected"]["content"]]
+        return _texts(record["prompt"]) + [record["chosen"]["content"], record["rejected"]["content"]]
     if "messages" in record:
-        return [m["content"] for m in record["messages"]]
+        return _texts(record["messages"])
     return [record[key] for key in ("text", "source", "target") if key in record]
+
+
+def _texts(messages: list[dict]) -> list[str]:
+    """Each message's text content, then its tool calls' arguments: JSON the model writes, so cleaned,
+    counted and compared like any text (a tool-call message may have no content)."""
+    texts = []
+    for message in messages:
+        if message.get("content") is not None:
+            texts.append(message["content"])
+        texts += [call["function"]["arguments"] for call in message.get("tool_calls", [])]
+    return texts
 
 
 def with_texts(record: dict, texts: list[str]) -> dict:
     """A copy of a normalised record with its text fields replaced (inverse of record_texts)."""
     if "chosen" in record:
-        n = len(record["prompt"])
+        n = len(_texts(record["prompt"]))
         return {
             **record,
-            "prompt": _with_contents(record["prompt"], texts[:n]),
+            "prompt": _with_texts(record["prompt"], texts[:n]),
             "chosen": {**record["chosen"], "content": texts[n]},
             "rejected": {**record["rejected"], "content": texts[n + 1]},
         }
     if "messages" in record:
-        return {**record, "messages": _with_contents(record["messages"], texts)}
+        return {**record, "messages": _with_texts(record["messages"], texts)}
     keys = [key for key in ("text", "source", "target") if key in record]
     return {**record, **dict(zip(keys, texts))}
 
 
-def _with_contents(messages: list[dict], texts: list[str]) -> list[dict]:
-    return [{**m, "content": t} for m, t in zip(messages, texts)]
+def _with_texts(messages: list[dict], texts: list[str]) -> list[dict]:
+    """Messages refilled from texts in _texts' order."""
+    refill = iter(texts)
+    return [_refilled(m, refill) for m in messages]
+
+
+def _refilled(message: dict, refill) -> dict:
+    out = dict(message)
+    if message.get("content") is not None:
+        out["content"] = next(refill)
+    if "tool_calls" in message:
+        out["tool_calls"] = [
+            {**call, "function": {**call["function"], "arguments": next(refill)}} for call in message["tool_calls"]
+        ]
+    return out
 
 
 def check_cleaned(record: dict) -> None:
-    """Reject what cleaning can leave unusable: an emptied text field, or a pair whose replies became the same."""
+    """Reject what cleaning can leave unusable: an emptied text field, a tool call whose arguments stopped
+    being a JSON object, or a pair whose replies became the same."""
     if "chosen" in record:
         check_sides(record["chosen"]["content"], record["rejected"]["content"])
     if not all(record_texts(record)):
@@ -254,27 +289,41 @@ def check_cleaned(record: dict) -> None:
             "missing_content" if "messages" in record or "prompt" in record else "empty_content",
             "a text field is empty after cleaning (it held only whitespace, control characters or special tokens)",
         )
+    check_arguments(record.get("messages") or record.get("prompt") or [])
+
+
+def token_texts(record: dict) -> list[str]:
+    """The texts whose tokens are counted: record_texts, then the tool definitions the model reads with the
+    prompt (counted, but never cleaned, cut or compared for duplicates)."""
+    tools = record.get("tools")
+    return record_texts(record) + ([json.dumps(tools, ensure_ascii=False)] if tools else [])
 
 
 def sequences(record: dict) -> list[list[int]]:
-    """Indices into record_texts of each sequence a model reads, which max_tokens limits: the whole record,
-    or for a pair the prompt with its chosen reply and the prompt with its rejected one."""
+    """Indices into token_texts of each sequence a model reads, which max_tokens limits: the whole record,
+    or for a pair the prompt with its chosen reply and the prompt with its rejected one. The tool definitions
+    come first, so the last index of each is the text truncation may cut."""
+    count = len(record_texts(record))
+    tools = [count] if record.get("tools") else []
     if "chosen" in record:
-        prompt = list(range(len(record["prompt"])))
-        return [prompt + [len(prompt)], prompt + [len(prompt) + 1]]
-    return [list(range(len(record_texts(record))))]
+        prompt = tools + list(range(count - 2))
+        return [prompt + [count - 2], prompt + [count - 1]]
+    return [tools + list(range(count))]
 
 
 def can_truncate(record: dict) -> bool:
     """Whether max_tokens may cut the record's last text: not for a reinforcement prompt, whose last text is the
-    question itself (the model writes the answer)."""
-    return "messages" not in record or any(m["role"] == "assistant" for m in record["messages"])
+    question itself (the model writes the answer), nor when it is a tool call's arguments (cut JSON calls nothing)."""
+    if "messages" not in record:
+        return True
+    messages = record["messages"]
+    return any(m["role"] == "assistant" for m in messages) and "tool_calls" not in messages[-1]
 
 
 def dedup_parts(record: dict) -> tuple[str, str | None]:
     """(the input text, the answer text or None): splits keep records with similar inputs together, and a
     near duplicate needs both parts similar, so that pairs sharing a prompt stay distinct examples."""
     if "chosen" in record:
-        prompt = "\n".join(m["content"] for m in record["prompt"])
+        prompt = "\n".join(_texts(record["prompt"]))
         return prompt, record["chosen"]["content"] + "\n" + record["rejected"]["content"]
     return "\n".join(record_texts(record)), None

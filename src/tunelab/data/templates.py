@@ -114,6 +114,16 @@ def render_guarded(template: str, messages: list[dict], **variables) -> str:
     return "".join(pieces)
 
 
+def render_probe(tokenizer, messages: list[dict], seconds: float = MAX_SECONDS, **variables) -> str:
+    """A probe conversation rendered in the stricter sandbox, then by the tokenizer's own apply_chat_template
+    (whose text is returned), within `seconds`: how a template is tried before it is trusted with the data.
+    `variables` (such as tools) reach both renderings."""
+    specials = {k: v for k, v in getattr(tokenizer, "special_tokens_map", {}).items() if isinstance(v, str)}
+    with time_limit(seconds):
+        render_guarded(tokenizer.chat_template, messages, add_generation_prompt=False, **specials, **variables)
+        return tokenizer.apply_chat_template(messages, tokenize=False, **variables)
+
+
 def check_template(tokenizer, seconds: float = MAX_SECONDS) -> str:
     """Render a probe conversation with the tokenizer's chat template; the text, or a DataError saying why not."""
     import jinja2
@@ -123,11 +133,8 @@ def check_template(tokenizer, seconds: float = MAX_SECONDS) -> str:
         return ""
     if not isinstance(template, str):
         raise DataError(f"chat template must be text, not {type(template).__name__}", HINT)
-    specials = {k: v for k, v in getattr(tokenizer, "special_tokens_map", {}).items() if isinstance(v, str)}
     try:
-        with time_limit(seconds):
-            render_guarded(template, PROBE, add_generation_prompt=False, **specials)
-            text = tokenizer.apply_chat_template(PROBE, tokenize=False)
+        text = render_probe(tokenizer, PROBE, seconds)
     except TemplateTimeout:
         raise DataError(f"chat template took more than {seconds:g}s to render a three-message probe", HINT) from None
     except jinja2.exceptions.SecurityError as exc:

@@ -56,8 +56,10 @@ def sequence_tokens(counts: list[int], sequence: list[int]) -> int:
     return total + (MESSAGE_OVERHEAD * len(sequence) if len(sequence) > 1 else 0)
 
 
-def pair_tokens(counts: list[int]) -> tuple[int, int, int]:
-    """(prompt, chosen, rejected) tokens of a pair from its text counts (prompt turns, chosen, rejected), each
-    with its chat overhead, so that the prompt plus one reply is that side's sequence length."""
-    *prompt, chosen, rejected = counts
-    return sum(prompt) + MESSAGE_OVERHEAD * len(prompt), chosen + MESSAGE_OVERHEAD, rejected + MESSAGE_OVERHEAD
+def pair_tokens(counts: list[int], pair: list[list[int]]) -> tuple[int, int, int]:
+    """(prompt, chosen, rejected) tokens of a pair from its text counts and its two sequences (the prompt's
+    texts, then one reply), each with its chat overhead, so that the prompt plus one reply is that side's
+    sequence length."""
+    (*prompt, chosen), (*_, rejected) = pair
+    prompt_tokens = sum(counts[i] for i in prompt) + MESSAGE_OVERHEAD * len(prompt)
+    return prompt_tokens, counts[chosen] + MESSAGE_OVERHEAD, counts[rejected] + MESSAGE_OVERHEAD

@@ -1,9 +1,11 @@
 """Turn normalised records into (input, reference) pairs and get a model's outputs for them.
 
-Record shapes: chat {"messages"} (the reference is the last assistant message), seq2seq
-{"source", "target"}, classification {"text", "label"}, language modelling {"text"}.
+Record shapes: chat {"messages"} (the reference is the last assistant message, its tool calls written as
+data/tools.py writes them), seq2seq {"source", "target"}, classification {"text", "label"}, language
+modelling {"text"}.
 """
 
+from tunelab.data.tools import assistant_text, plain_messages
 from tunelab.errors import DataError
 from tunelab.inference.generate import chat_prompt, generate
 from tunelab.progress import track
@@ -37,7 +39,7 @@ def source_text(record: dict) -> str:
         messages = record["messages"]
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
-        return "\n".join(m["content"] for m in messages if m["role"] != "system") or ""
+        return "\n".join(m["content"] for m in plain_messages(messages) if m["role"] != "system") or ""
     return record.get("source", record.get("text", ""))
 
 
@@ -45,14 +47,14 @@ def reference(record: dict) -> str:
     if "chosen" in record:
         return str(record["chosen"].get("content") or "")
     if "messages" in record:
-        answers = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        answers = [assistant_text(m) for m in record["messages"] if m["role"] == "assistant"]
         return answers[-1] if answers else ""
     return str(record.get("target", record.get("label", "")))
 
 
 def model_prompt(record: dict, tokenizer) -> str:
     if "messages" in record:
-        return chat_prompt(tokenizer, record["messages"])
+        return chat_prompt(tokenizer, record["messages"], record.get("tools"))
     return record["source"]
 
 

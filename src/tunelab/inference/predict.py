@@ -47,7 +47,7 @@ def record_messages(value: dict) -> list[dict]:
                 or not isinstance(message.get("content"), str)
             ):
                 raise ValueError(
-                    f"message {index} must be an object with a role (system/user/assistant) and text content"
+                    f"message {index} must be an object with a role (system/user/assistant/tool) and text content"
                 )
         return [{"role": m["role"], "content": m["content"]} for m in messages]
     if "conversations" in value:

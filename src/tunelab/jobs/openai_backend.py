@@ -6,17 +6,24 @@ result metrics, fine-tuned model name and trained tokens are recorded in the run
 tracking store. The client is the official `openai` package, so OPENAI_API_KEY and
 OPENAI_BASE_URL choose the account and the endpoint (e.g. a `tunelab serve` at
 http://127.0.0.1:8000/v1). `--resume RUN_DIR` follows a job already created for that run.
+
+OpenAI is winding down self-serve fine-tuning: a job about to be created on OpenAI's own API is
+preceded by a warning with the dates (from the price file, with their source) and the way out.
 """
 
 import csv
 import io
 import json
+import os
 import re
 import time
+from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 from tunelab import __version__, paths
 from tunelab.config import RunConfig, save_config
+from tunelab.cost import prices as price_data
 from tunelab.errors import ConfigError, TrainingError, TunelabError
 from tunelab.methods.lora import LORA  # `tunelab serve` trains LoRA; learning_rate_multiplier 1.0 is its rate
 from tunelab.progress import say
@@ -25,12 +32,19 @@ from tunelab.runs import MetricsLog, new_run_dir, read_config, read_json, write_
 POLL_SECONDS = 2.0
 ENDED = ("succeeded", "failed", "cancelled")
 JOB_FILE = "openai_job.json"
+OPENAI_BASE_URL = "https://api.openai.com/v1"  # the openai client's default endpoint
+WAY_OUT = (
+    "To keep fine-tuning with the same client code, run `tunelab serve` and point OPENAI_BASE_URL at it "
+    '(README.md, "Moving from OpenAI fine-tuning"); `tunelab models recommend --from-openai MODEL` picks an open base.'
+)
 
 
 def openai_messages(record: dict, task: str) -> dict:
     """One normalised record as an OpenAI chat training example."""
     if "messages" in record:
-        return {"messages": [{"role": m["role"], "content": m["content"]} for m in record["messages"]]}
+        kept = ("role", "content", "tool_calls", "tool_call_id", "weight")
+        messages = [{k: m[k] for k in kept if m.get(k) is not None} for m in record["messages"]]
+        return {"messages": messages} | {k: record[k] for k in ("tools", "parallel_tool_calls") if k in record}
     if task == "classification":
         return {
             "messages": [{"role": "user", "content": record["text"]}, {"role": "assistant", "content": record["label"]}]
@@ -65,6 +79,29 @@ def hyperparameters(config: RunConfig) -> dict:
         "batch_size": config.train.batch_size,
         "learning_rate_multiplier": round(rate / LORA.learning_rate, 6) if rate else "auto",
     }
+
+
+def wind_down_warning(model: str, base_url: str | None, today: date) -> str | None:
+    """The dated warning for a job about to be created on OpenAI's own API; None for another endpoint
+    (a `tunelab serve`), where the wind-down does not apply."""
+    host = urlparse(base_url or OPENAI_BASE_URL).hostname or ""
+    if host != "openai.com" and not host.endswith(".openai.com"):
+        return None
+    prices = price_data.load_prices()
+    closure = price_data.wind_down(prices)
+    refused = "OpenAI will most likely refuse this job. " if closure.closed(today) else ""
+    shutdown = price_data.base_shutdown(model, prices)
+    base = f" {shutdown['model']}'s base snapshot shutdown: {shutdown['shutdown']}." if shutdown else ""
+    return f"[yellow]warning:[/] {refused}{closure.summary(today)}.{base} {WAY_OUT}"
+
+
+def warn_if_creating(model: str, run_dir: Path) -> None:
+    """Warn about the wind-down when this run is about to create a job, not when it follows one it created."""
+    if (run_dir / JOB_FILE).exists():
+        return
+    warning = wind_down_warning(model, os.environ.get("OPENAI_BASE_URL"), date.today())
+    if warning:
+        say(warning)
 
 
 def client():
@@ -213,6 +250,7 @@ def run(config: RunConfig, resume: Path | None = None, dry_run: bool = False) ->
     from tunelab.data.for_run import data_for_run
 
     config, run_dir = start(config, resume)
+    warn_if_creating(config.model.name, run_dir)
     data = data_for_run(config, run_dir)
     if resume is None:
         config = config.model_copy(

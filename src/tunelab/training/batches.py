@@ -1,8 +1,9 @@
 """From normalised records to tensors: tokenisation with loss masks, packing, collation.
 
-Chat records are rendered with the model's own chat template, and only the assistant turns
-carry the loss (unless loss_on='all'): the assistant spans are found as character ranges in the
-rendered text and mapped to tokens through the tokenizer's offsets, so any template works.
+Chat records are rendered with the model's own chat template (tools, tool calls and tool responses
+through data/tools.py), and only the assistant turns, their tool calls included, carry the loss
+(unless loss_on='all'): the assistant spans are found as character ranges in the rendered text and
+mapped to tokens through the tokenizer's offsets, so any template works.
 Short examples are packed padding-free into rows whose position ids restart per example;
 transformers then keeps attention inside each example.
 """
@@ -10,6 +11,8 @@ transformers then keeps attention inside each example.
 from dataclasses import dataclass
 
 import torch
+
+from tunelab.data.tools import render
 
 IGNORE = -100
 FALLBACK_TEMPLATE = (
@@ -30,20 +33,24 @@ def ensure_chat_template(tokenizer) -> None:
         tokenizer.chat_template = FALLBACK_TEMPLATE
 
 
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(
+    tokenizer, messages: list[dict], tools: list[dict] | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character ranges of trained assistant turns."""
     spans = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant" or message.get("weight", 1) == 0:
             continue
-        start = len(tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True))
-        end = len(tokenizer.apply_chat_template(messages[: index + 1], tokenize=False))
+        start = len(render(tokenizer, messages[:index], tools, add_generation_prompt=True))
+        end = len(render(tokenizer, messages[: index + 1], tools))
         spans.append((start, end))
-    return tokenizer.apply_chat_template(messages, tokenize=False), spans
+    return render(tokenizer, messages, tools), spans
 
 
-def encode_chat(tokenizer, messages: list[dict], loss_on: str, max_length: int) -> Example:
-    text, spans = assistant_spans(tokenizer, messages)
+def encode_chat(
+    tokenizer, messages: list[dict], loss_on: str, max_length: int, tools: list[dict] | None = None
+) -> Example:
+    text, spans = assistant_spans(tokenizer, messages, tools)
     encoded = tokenizer(
         text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length
     )
@@ -81,7 +88,7 @@ def encode_record(
         target = tokenizer(text_target=record["target"], truncation=True, max_length=max_length)["input_ids"]
         return Example(source, target)
     if "messages" in record:
-        return encode_chat(tokenizer, record["messages"], loss_on, max_length)
+        return encode_chat(tokenizer, record["messages"], loss_on, max_length, record.get("tools"))
     return encode_text(tokenizer, record["text"], max_length)
 
 

@@ -31,8 +31,8 @@ class PairExample:
 def encode_pair(record: dict, tokenizer, max_length: int) -> PairExample:
     prompt = [dict(m, weight=0) if m["role"] == "assistant" else m for m in record["prompt"]]
     return PairExample(
-        encode_chat(tokenizer, prompt + [record["chosen"]], "assistant", max_length),
-        encode_chat(tokenizer, prompt + [record["rejected"]], "assistant", max_length),
+        encode_chat(tokenizer, prompt + [record["chosen"]], "assistant", max_length, record.get("tools")),
+        encode_chat(tokenizer, prompt + [record["rejected"]], "assistant", max_length, record.get("tools")),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from tunelab.data.tools import render
 from tunelab.progress import track
 from tunelab.training.batches import IGNORE, Example, collate_padded
 from tunelab.training.losses import token_logps
@@ -28,7 +29,7 @@ class PromptExample:
 def encode_prompts(records: list[dict], tokenizer, context, name: str) -> list[PromptExample]:
     examples = []
     for record in track(records, f"Tokenising {name} prompts"):
-        text = tokenizer.apply_chat_template(record["messages"], tokenize=False, add_generation_prompt=True)
+        text = render(tokenizer, record["messages"], record.get("tools"), add_generation_prompt=True)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         examples.append(PromptExample(ids[-context.max_length :], record))
     return examples
