@@ -76,6 +76,31 @@ def test_every_price_has_a_source_and_date():
     assert prices["openai"]["source"] and prices["openai"]["as_of"]
     for entry in prices["hosting"].values():
         assert entry["source"] and entry["as_of"]
+    closure = price_data.wind_down(prices)
+    assert str(closure.closed_to_new_jobs) == "2027-01-06" and str(closure.closed_for_inactive) == "2026-07-02"
+    assert str(closure.closed_for_never_fine_tuned) == "2026-05-07" == str(closure.notice)
+    assert closure.source.startswith("https://platform.openai.com/docs/deprecations") and closure.as_of
+    for entry in prices["openai"]["base_shutdowns"]:
+        assert entry["source"].startswith("https://platform.openai.com/docs/deprecations") and entry["as_of"]
+
+
+def test_openai_names_resolve_to_their_base_model():
+    prices = price_data.load_prices()
+    assert price_data.openai_model("gpt-4o-mini-2024-07-18", prices)["name"] == "gpt-4o-mini"
+    assert price_data.openai_model("ft:gpt-4.1-2025-04-14:acme:triage:AbC123", prices)["name"] == "gpt-4.1"
+    assert price_data.openai_model("gpt-4o-mini-tts", prices) is None
+    assert price_data.base_shutdown("gpt-4.1-nano-2025-04-14", prices)["shutdown"] == "2026-10-23"
+    assert price_data.base_shutdown("gpt-3.5-turbo-0125", prices)["model"] == "gpt-3.5-turbo"
+    assert price_data.base_shutdown("gpt-5.5", prices) is None
+
+
+def test_a_user_file_may_quote_the_wind_down_dates(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"openai": {"fine_tuning_wind_down": {"closed_to_new_jobs": "2027-02-01"}}}))
+    assert str(price_data.wind_down(price_data.load_prices(mine)).closed_to_new_jobs) == "2027-02-01"
+    mine.write_text(yaml.safe_dump({"openai": {"fine_tuning_wind_down": {"closed_to_new_jobs": "soon"}}}))
+    with pytest.raises(ConfigError, match="closed_to_new_jobs is not a date"):
+        price_data.wind_down(price_data.load_prices(mine))
 
 
 def test_user_price_file_overrides_the_package(tmp_path, tunelab_home):

@@ -1,6 +1,7 @@
 """`tunelab cost estimate|tco`: tables for people on stderr, one JSON object on stdout with --json."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -118,6 +119,12 @@ def tco_command(
     ),
     rate: float | None = typer.Option(None, "--rate", help="Maintenance rate, USD per hour."),
     maintenance_hours: float | None = typer.Option(None, "--maintenance-hours", help="Maintenance hours per month."),
+    start: datetime | None = typer.Option(
+        None,
+        "--start",
+        formats=["%Y-%m-%d"],
+        help="First day of the horizon, YYYY-MM-DD (default today): OpenAI fine-tuning closes to new jobs on a date.",
+    ),
     plot: Path | None = typer.Option(Path("tco.png"), "--plot", help="Where to write the cumulative-cost plot."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
     prices: Path | None = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
@@ -139,6 +146,7 @@ def tco_command(
         rate,
         maintenance_hours,
         prices,
+        start=start.date() if start else None,
     )
     if plot and not no_plot:
         plot_cumulative(result, plot)
@@ -156,15 +164,15 @@ def show_tco(result: dict) -> None:
 
     months = result["months"]
     table = Table(
-        title=f"Total cost of ownership over {months} months ({result['requests_per_day']:g} requests/day x "
-        f"{result['tokens_per_request']:g} tokens)"
+        title=f"Total cost of ownership over {months} months, {result['start']} to {result['end']} "
+        f"({result['requests_per_day']:g} requests/day x {result['tokens_per_request']:g} tokens)"
     )
     for column in ("option", "upfront $", "monthly $", f"{months}-month total $", "break-even vs API", "how"):
         table.add_column(column)
     for option in result["options"]:
         month = option["break_even_month_vs_api"]
         table.add_row(
-            option["name"],
+            option["name"] + ("" if option["available"] else " [bold red](unavailable)[/]"),
             f"{option['upfront']:,.2f}",
             f"{option['monthly']:,.2f}",
             f"{option[f'total_{months}_months']:,.2f}",
@@ -174,8 +182,29 @@ def show_tco(result: dict) -> None:
             option["detail"],
         )
     console.print(table)
-    console.print(f"cheapest over {months} months: [bold]{result['cheapest']}[/]")
+    excluded = result["excluded_from_cheapest"]
+    console.print(
+        f"cheapest over {months} months: [bold]{result['cheapest']}[/]"
+        + (f" (not counting {', '.join(excluded)}: unavailable over this horizon)" if excluded else "")
+    )
+    show_openai_availability(result)
     if result.get("plot"):
         console.print(f"plot: {result['plot']}")
     for line in result["assumptions"]:
         console.print(f"[dim]- {line}[/]")
+
+
+def show_openai_availability(result: dict) -> None:
+    """Why an option is unavailable, the wind-down dates with their source, and the base shutdown's source."""
+    from tunelab.progress import console
+
+    for option in result["options"]:
+        if not option["available"]:
+            console.print(f"[yellow]{option['name']} is unavailable:[/] {'; '.join(option['unavailable_because'])}")
+    fine_tuning = result["openai_fine_tuning"]
+    console.print(f"[yellow]{fine_tuning['summary']}[/]")
+    shutdown = fine_tuning["base_shutdown"]
+    if shutdown:
+        console.print(
+            f"{shutdown['model']} base snapshot shutdown: {shutdown['shutdown']} (source: {shutdown['source']})"
+        )

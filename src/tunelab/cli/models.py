@@ -74,8 +74,14 @@ def _human(params: float) -> str:
 
 @app.command("recommend")
 def recommend_command(
-    task: str = typer.Option(
-        ..., "--task", help="causal-lm, chat, code, classification, seq2seq, summarization, translation."
+    task: str | None = typer.Option(
+        None, "--task", help="causal-lm, chat, code, classification, seq2seq, summarization, translation."
+    ),
+    from_openai: str | None = typer.Option(
+        None,
+        "--from-openai",
+        help="An OpenAI fine-tunable model (gpt-4o-mini, gpt-4.1, o4-mini, a dated snapshot or an ft: id): "
+        "the open models that replace it, instead of --task.",
     ),
     gpu: str | None = typer.Option(
         None, "--gpu", help="GPU name (see `tunelab cost estimate --help`); default: this machine."
@@ -86,10 +92,10 @@ def recommend_command(
     prices: str | None = typer.Option(None, "--prices", help="YAML file overriding prices and GPU figures."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Rank catalogued base models for a task on your hardware; each row says why."""
+    """Rank catalogued base models for a task on your hardware, or replace an OpenAI model; each row says why."""
     from tunelab.cost.recommend import parse_params, recommend
 
-    result = recommend(task, gpu, license, parse_params(max_params), prices, top)
+    result = recommend(task, gpu, license, parse_params(max_params), prices, top, from_openai=from_openai)
     if as_json:
         print(json.dumps(result))
         return
@@ -101,7 +107,9 @@ def show_recommendations(result: dict) -> None:
 
     from tunelab.progress import console
 
-    table = Table(title=f"Base models for {result['task']} on {result['gpu']}")
+    moving = result.get("from_openai")
+    title = f"Open models for OpenAI {moving['class']}" if moving else f"Base models for {result['task']}"
+    table = Table(title=f"{title} on {result['gpu']}")
     for column in ("#", "model", "params", "full", "lora", "qlora", "tok/s", "why"):
         table.add_column(column)
     for rank, row in enumerate(result["models"], 1):
@@ -117,12 +125,35 @@ def show_recommendations(result: dict) -> None:
             row["why"],
         )
     console.print(table)
+    if moving:
+        show_migration(result)
     if result["api_models"]:
         api = Table(title=f"OpenAI fine-tunable models (USD per 1M tokens, prices as of {result['prices_as_of']})")
-        for column in ("model", "training", "input", "output"):
+        for column in ("model", "training", "input", "output", "closes to new jobs", "base shuts down"):
             api.add_column(column)
         for row in result["api_models"]:
             api.add_row(
-                row["model"], f"{row['training_per_1m']:g}", f"{row['input_per_1m']:g}", f"{row['output_per_1m']:g}"
+                row["model"],
+                f"{row['training_per_1m']:g}",
+                f"{row['input_per_1m']:g}",
+                f"{row['output_per_1m']:g}",
+                row["closed_to_new_jobs"],
+                row["base_shutdown"] or "-",
             )
         console.print(api)
+
+
+def show_migration(result: dict) -> None:
+    """Why this class maps to these models, how to train the recommended one, and OpenAI's dates with the source."""
+    from tunelab.progress import console
+
+    moving = result["from_openai"]
+    console.print(f"[bold]{moving['class']}[/]: {moving['why']}")
+    console.print(
+        f"recommended: [bold]{moving['recommended']}[/] "
+        f"(tunelab train --model {moving['recommended']} --method {moving['method']} --data FILE.jsonl)"
+    )
+    if moving["base_shutdown"]:
+        shutdown = moving["base_shutdown"]
+        console.print(f"{shutdown['model']} base snapshot shutdown: {shutdown['shutdown']} ({shutdown['source']})")
+    console.print(f"[yellow]{result['openai_fine_tuning']['summary']}[/]")

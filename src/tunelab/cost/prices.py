@@ -5,7 +5,9 @@ The package file `prices.yaml` holds every figure with its source and date. A us
 """
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from tunelab import paths
 from tunelab.errors import ConfigError
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
+SNAPSHOT_SUFFIX = r"(-\d{4}(-\d{2}-\d{2})?)?"  # gpt-4o-mini-2024-07-18, gpt-3.5-turbo-0125
 
 
 @dataclass(frozen=True)
@@ -120,16 +123,88 @@ def openai_models(prices: dict) -> dict[str, dict]:
 
 
 def openai_model(name: str | None, prices: dict) -> dict | None:
-    """The price entry of an OpenAI model name (accepts dated snapshots, e.g. gpt-4o-mini-2024-07-18)."""
-    if not name:
-        return None
-    key = name.lower().removeprefix("openai/")
+    """The price entry of an OpenAI model name; dated snapshots (gpt-4o-mini-2024-07-18) and `ft:` ids count."""
     models = openai_models(prices)
-    for candidate in sorted(models, key=len, reverse=True):
-        if key == candidate or key.startswith(candidate + "-20"):
-            return {"name": candidate, **models[candidate]}
-    return None
+    base = openai_base(name, models)
+    return {"name": base, **models[base]} if base else None
+
+
+def openai_base(name: str | None, known) -> str | None:
+    """The model of `known` that a name belongs to: a dated snapshot or an `ft:BASE:...` id resolves to its base."""
+    key = (name or "").lower().removeprefix("openai/").removeprefix("ft:").split(":")[0]
+    return next((model for model in known if re.fullmatch(re.escape(model) + SNAPSHOT_SUFFIX, key)), None)
 
 
 def hosting(prices: dict, key: str) -> float:
     return float(prices["hosting"][key]["value"])
+
+
+@dataclass(frozen=True)
+class WindDown:
+    """OpenAI's dated wind-down of self-serve fine-tuning, as the price file records it with its source."""
+
+    notice: date
+    closed_for_never_fine_tuned: date
+    closed_for_inactive: date  # organisations without inference on a fine-tuned model in the past 60 days
+    closed_to_new_jobs: date  # every organisation, from this day on
+    source: str
+    as_of: str
+
+    def closed(self, day: date) -> bool:
+        return day >= self.closed_to_new_jobs
+
+    def summary(self, day: date) -> str:
+        """One sentence with every date and the source, worded for `day` (before or after the close)."""
+        dates = (
+            f"organisations that never fine-tuned lost job creation on {self.closed_for_never_fine_tuned}, "
+            f"those without inference on a fine-tuned model in the past 60 days on {self.closed_for_inactive}"
+        )
+        final = (
+            f"job creation closed for every organisation on {self.closed_to_new_jobs}"
+            if self.closed(day)
+            else f"no organisation can create new jobs from {self.closed_to_new_jobs}"
+        )
+        return (
+            f"OpenAI is winding down self-serve fine-tuning (notice of {self.notice}): {dates}; {final}. "
+            f"Fine-tuned models serve only until their base snapshot shuts down. Source: {self.source}"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "notice": str(self.notice),
+            "closed_for_never_fine_tuned": str(self.closed_for_never_fine_tuned),
+            "closed_for_inactive": str(self.closed_for_inactive),
+            "closed_to_new_jobs": str(self.closed_to_new_jobs),
+            "source": self.source,
+            "as_of": self.as_of,
+        }
+
+
+def wind_down(prices: dict) -> WindDown:
+    entry = prices["openai"]["fine_tuning_wind_down"]
+    dates = ("notice", "closed_for_never_fine_tuned", "closed_for_inactive", "closed_to_new_jobs")
+    return WindDown(
+        *(as_date(entry[key], f"openai.fine_tuning_wind_down.{key}") for key in dates),
+        entry["source"],
+        str(entry["as_of"]),
+    )
+
+
+def base_shutdown(name: str | None, prices: dict) -> dict | None:
+    """The announced shutdown of an OpenAI base model, with its source; None when none is recorded."""
+    for entry in prices["openai"].get("base_shutdowns", []):
+        model = openai_base(name, entry["models"])
+        if model:
+            shutdown = as_date(entry["shutdown"], "openai.base_shutdowns.shutdown")
+            return {"model": model, "shutdown": str(shutdown), "source": entry["source"], "as_of": str(entry["as_of"])}
+    return None
+
+
+def as_date(value, key: str) -> date:
+    """A YAML date (unquoted ISO dates load as dates; a user's file may quote them)."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"prices: {key} is not a date ({value!r})", "write it as YYYY-MM-DD") from None

@@ -1,8 +1,14 @@
 """Total cost of ownership over M months: the OpenAI fine-tuning API, a self-hosted open model on a
-rented GPU, and a smaller model on a cheaper GPU or CPU; cumulative cost and the break-even month."""
+rented GPU, and a smaller model on a cheaper GPU or CPU; cumulative cost and the break-even month.
 
+The horizon is dated (from a start day, default today), because OpenAI's fine-tuning closes to new
+jobs on a known day and a fine-tuned model stops serving with its base snapshot: an option that is
+not available over the whole horizon is marked so and left out of "cheapest"."""
+
+import calendar
 import math
 from dataclasses import dataclass, field
+from datetime import date
 
 from tunelab.cost import prices as price_data
 from tunelab.cost.compute import default_throughput, inference_tokens_per_second, training_flops
@@ -25,12 +31,19 @@ class Option:
     upfront: float
     monthly: float
     breakdown: dict = field(default_factory=dict)
+    unavailable_because: list[str] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable_because
 
     def cumulative(self, months: int) -> list[float]:
         return [round(self.upfront + self.monthly * m, 2) for m in range(months + 1)]
 
 
-def openai_option(openai: dict, train_tokens: float, monthly_in: float, monthly_out: float) -> Option:
+def openai_option(
+    openai: dict, train_tokens: float, monthly_in: float, monthly_out: float, unavailable_because: list[str]
+) -> Option:
     training = train_tokens / 1e6 * openai["training"]
     inference = monthly_in / 1e6 * openai["input"] + monthly_out / 1e6 * openai["output"]
     return Option(
@@ -39,7 +52,32 @@ def openai_option(openai: dict, train_tokens: float, monthly_in: float, monthly_
         training,
         inference,
         {"training": round(training, 2), "inference_per_month": round(inference, 2)},
+        unavailable_because,
     )
+
+
+def horizon_end(start: date, months: int) -> date:
+    """The day `months` calendar months after `start` (the 31st becomes the month's last day)."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def openai_unavailable(openai_name: str, prices: dict, start: date, end: date) -> list[str]:
+    """Why OpenAI fine-tuning cannot be bought for the whole of start..end; empty when it can."""
+    closure = price_data.wind_down(prices)
+    reasons = []
+    if closure.closed(start):
+        reasons.append(f"closed to new fine-tuning jobs since {closure.closed_to_new_jobs}")
+    elif closure.closed(end):
+        reasons.append(
+            f"closed to new fine-tuning jobs from {closure.closed_to_new_jobs}, before the horizon ends on {end}"
+        )
+    shutdown = price_data.base_shutdown(openai_name, prices)
+    if shutdown and date.fromisoformat(shutdown["shutdown"]) <= end:
+        verb = "shut down" if date.fromisoformat(shutdown["shutdown"]) <= start else "shuts down"
+        reasons.append(f"its base snapshot {verb} on {shutdown['shutdown']}, and the fine-tuned model with it")
+    return reasons
 
 
 def _mid(gpu: price_data.Gpu) -> float:
@@ -142,6 +180,7 @@ def tco(
     rate: float | None = None,
     maintenance_hours: float | None = None,
     prices_file=None,
+    start: date | None = None,
 ) -> dict:
     if requests_per_day <= 0 or tokens_per_request <= 0 or months < 1:
         raise ConfigError(
@@ -149,11 +188,9 @@ def tco(
             "e.g. --requests-per-day 5000 --tokens-per-request 800 --months 12",
         )
     prices = price_data.load_prices(prices_file)
-    openai = price_data.openai_model(openai_model, prices)
-    if openai is None:
-        raise ConfigError(
-            f"unknown OpenAI model '{openai_model}'", "use one of: " + ", ".join(price_data.openai_models(prices))
-        )
+    openai = _openai_prices(openai_model, prices)
+    start = start or date.today()
+    end = horizon_end(start, months)
     train_tokens = train_tokens or DEFAULT_EXAMPLES * DEFAULT_TOKENS_PER_EXAMPLE * 3
     monthly_tokens = requests_per_day * tokens_per_request * DAYS_PER_MONTH
     monthly_in, monthly_out = monthly_tokens * (1 - output_share), monthly_tokens * output_share
@@ -163,11 +200,46 @@ def tco(
         price_data.hosting(prices, "maintenance_hours_per_month") if maintenance_hours is None else maintenance_hours
     )
     devices = price_data.all_gpus(prices)
-    api = openai_option(openai, train_tokens, monthly_in, monthly_out)
-    options = [
-        api,
+    unavailable = openai_unavailable(openai["name"], prices, start, end)
+    api = openai_option(openai, train_tokens, monthly_in, monthly_out, unavailable)
+    options = [api, *self_hosted(model, small_model, method, train_tokens, needed_tps, devices, prices, rate * hours)]
+    return {
+        "requests_per_day": requests_per_day,
+        "tokens_per_request": tokens_per_request,
+        "months": months,
+        "start": str(start),
+        "end": str(end),
+        "monthly_tokens": round(monthly_tokens),
+        "needed_tokens_per_second": round(needed_tps, 2),
+        "train_tokens": int(train_tokens),
+        "options": [_option_result(o, api, months) for o in options],
+        "cheapest": min((o for o in options if o.available), key=lambda o: o.cumulative(months)[-1]).name,
+        "excluded_from_cheapest": [o.name for o in options if not o.available],
+        "openai_fine_tuning": openai_fine_tuning(openai["name"], prices, start),
+        "assumptions": [
+            f"{output_share:.0%} of tokens are output",
+            f"busiest hour = {PEAK_TO_AVERAGE:g} x average traffic",
+            f"maintenance {hours:g} h/month at ${rate:g}/h (half for the smaller model)",
+            "GPU prices: midpoint of the low..high range in prices.yaml",
+            f"OpenAI prices as of {prices['openai']['as_of']}",
+        ],
+    }
+
+
+def self_hosted(
+    model: str,
+    small_model: str,
+    method: str,
+    train_tokens: float,
+    needed_tps: float,
+    devices: list,
+    prices: dict,
+    maintenance: float,
+) -> list[Option]:
+    """Options (b) and (c): the open model, and the smaller one on a cheaper device at half the upkeep."""
+    return [
         self_host_option(
-            "Self-hosted open model", lookup(model), method, train_tokens, needed_tps, devices, prices, rate * hours
+            "Self-hosted open model", lookup(model), method, train_tokens, needed_tps, devices, prices, maintenance
         ),
         self_host_option(
             "Smaller model, cheaper device",
@@ -177,37 +249,42 @@ def tco(
             needed_tps,
             devices,
             prices,
-            rate * hours / 2,
+            maintenance / 2,
         ),
     ]
+
+
+def _openai_prices(name: str, prices: dict) -> dict:
+    openai = price_data.openai_model(name, prices)
+    if openai is None:
+        raise ConfigError(
+            f"unknown OpenAI model '{name}'", "use one of: " + ", ".join(price_data.openai_models(prices))
+        )
+    return openai
+
+
+def _option_result(option: Option, api: Option, months: int) -> dict:
     return {
-        "requests_per_day": requests_per_day,
-        "tokens_per_request": tokens_per_request,
-        "months": months,
-        "monthly_tokens": round(monthly_tokens),
-        "needed_tokens_per_second": round(needed_tps, 2),
-        "train_tokens": int(train_tokens),
-        "options": [
-            {
-                "name": o.name,
-                "detail": o.detail,
-                "upfront": round(o.upfront, 2),
-                "monthly": round(o.monthly, 2),
-                f"total_{months}_months": o.cumulative(months)[-1],
-                "cumulative": o.cumulative(months),
-                "break_even_month_vs_api": None if o is api else break_even(api, o, months),
-                **o.breakdown,
-            }
-            for o in options
-        ],
-        "cheapest": min(options, key=lambda o: o.cumulative(months)[-1]).name,
-        "assumptions": [
-            f"{output_share:.0%} of tokens are output",
-            f"busiest hour = {PEAK_TO_AVERAGE:g} x average traffic",
-            f"maintenance {hours:g} h/month at ${rate:g}/h (half for the smaller model)",
-            "GPU prices: midpoint of the low..high range in prices.yaml",
-            f"OpenAI prices as of {prices['openai']['as_of']}",
-        ],
+        "name": option.name,
+        "detail": option.detail,
+        "upfront": round(option.upfront, 2),
+        "monthly": round(option.monthly, 2),
+        f"total_{months}_months": option.cumulative(months)[-1],
+        "cumulative": option.cumulative(months),
+        "break_even_month_vs_api": None if option is api else break_even(api, option, months),
+        "available": option.available,
+        "unavailable_because": option.unavailable_because,
+        **option.breakdown,
+    }
+
+
+def openai_fine_tuning(openai_name: str, prices: dict, day: date) -> dict:
+    """The wind-down dates with their source, the chosen model's base shutdown, and one sentence for people."""
+    closure = price_data.wind_down(prices)
+    return {
+        **closure.as_dict(),
+        "base_shutdown": price_data.base_shutdown(openai_name, prices),
+        "summary": closure.summary(day),
     }
 
 
@@ -221,7 +298,9 @@ def plot_cumulative(result: dict, path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4))
     months = list(range(result["months"] + 1))
     for option in result["options"]:
-        axes.plot(months, option["cumulative"], marker="o", markersize=3, label=option["name"])
+        label = option["name"] + ("" if option["available"] else " (unavailable)")
+        style = "-" if option["available"] else "--"
+        axes.plot(months, option["cumulative"], style, marker="o", markersize=3, label=label)
         if option.get("break_even_month_vs_api") is not None:
             month = option["break_even_month_vs_api"]
             axes.axvline(month, linestyle=":", color="grey")

@@ -2,7 +2,8 @@
 
 A name resolves, in order, to a bundled model, a catalogued hub id (or alias), a local model
 folder (its config.json is read) or a converted model in the cache. The shape feeds the cost
-planner (memory, FLOPs) and `tunelab models list|recommend`.
+planner (memory, FLOPs) and `tunelab models list|recommend`; `openai_classes.yaml` maps OpenAI's
+fine-tunable model classes onto catalogued models for `tunelab models recommend --from-openai`.
 """
 
 import json
@@ -17,6 +18,7 @@ from tunelab.errors import ModelError
 from tunelab.models.architectures import classify
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
+OPENAI_CLASSES_FILE = Path(__file__).with_name("openai_classes.yaml")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class ModelSpec:
     languages: tuple[str, ...] = ()
     use: str = ""
     tasks: tuple[str, ...] = ("causal-lm",)
+    tool_calling: bool = False  # the chat template renders OpenAI-style `tools` definitions
     bundled: str | None = None
     local_path: str | None = None
     aliases: tuple[str, ...] = field(default=(), compare=False)
@@ -98,6 +101,12 @@ def _index() -> dict[str, ModelSpec]:
         for key in (hub_id, hub_id.split("/")[-1], *spec.aliases, spec.bundled or hub_id):
             index.setdefault(key.lower(), spec)
     return index
+
+
+@lru_cache(maxsize=1)
+def openai_classes() -> dict[str, dict]:
+    """OpenAI's fine-tunable model classes and the catalogued open models that replace them (data, not code)."""
+    return yaml.safe_load(OPENAI_CLASSES_FILE.read_text(encoding="utf-8"))["classes"]
 
 
 def known_names() -> list[str]:
