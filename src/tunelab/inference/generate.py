@@ -6,18 +6,22 @@ little; stop sequences end a sequence inside generate (no tokens wasted past the
 from the text. benchmarks/generation_batching.py measures batched against one-at-a-time.
 """
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
+from tunelab.data.tools import plain_messages, render
 from tunelab.progress import track
 
 
-def chat_prompt(tokenizer, messages: list[dict]) -> str:
-    """The prompt text for the next assistant turn (the conversation minus a final assistant answer)."""
+def chat_prompt(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> str:
+    """The prompt text for the next assistant turn (the conversation minus a final assistant answer), tools
+    rendered as training renders them."""
     if messages and messages[-1]["role"] == "assistant":
         messages = messages[:-1]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return "\n".join(m["content"] for m in messages) + "\n"
+        return render(tokenizer, messages, tools, add_generation_prompt=True)
+    return "\n".join(m["content"] for m in plain_messages(messages, tools)) + "\n"
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
@@ -34,7 +38,7 @@ def generation_kwargs(
     stop: list[str] | None = None,
 ) -> dict:
     kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id, "use_cache": True}
-    if temperature and temperature > 0:
+    if temperature and temperature > 0 and top_p > 0:  # top_p 0 keeps only the most likely token
         kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -57,13 +61,15 @@ def stop_criteria(tokenizer, stop: list[str], prompt_length: int):
     return StoppingCriteriaList([StopOnText()])
 
 
-def cut_at_stop(text: str, stop: list[str] | None) -> str:
-    """The text before the earliest stop sequence."""
-    for marker in stop or []:
-        index = text.find(marker)
-        if index >= 0:
-            text = text[:index]
-    return text
+@dataclass
+class Answer:
+    """One generated answer: its text (cut at a stop sequence), its tokens (without the end token) and why it ended."""
+
+    text: str
+    tokens: list[int]
+    finish_reason: str  # "stop": an end token or a stop sequence; "length": the token budget ran out
+    logprobs: list = field(default_factory=list)  # steps.TokenLogprob per token, when asked for
+    stopped_at: str | None = None  # the stop sequence that ended it
 
 
 def generate(
@@ -86,14 +92,60 @@ def generate(
     Greedy when temperature is 0; otherwise sampled (temperature, top_p, top_k), reproducibly when `seed` is set.
     `description` shows a progress bar on stderr.
     """
+    answers = generate_answers(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=stop,
+        batch_size=batch_size,
+        description=description,
+        encoder_decoder=encoder_decoder,
+        top_k=top_k,
+        seed=seed,
+    )
+    return [answer.text.strip() for answer in answers]
+
+
+def generate_answers(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
+    batch_size: int = 16,
+    description: str | None = None,
+    encoder_decoder: bool = False,
+    top_k: int | None = None,
+    seed: int | None = None,
+    processors: Callable[[object], list] | None = None,
+    top_logprobs: int | None = None,
+    on_token: Callable | None = None,
+) -> list[Answer]:
+    """`generate` with what the service needs besides the text: tokens, finish reasons and, when
+    `top_logprobs` is not None, each token's log-probability with that many alternatives (see steps.py).
+
+    `processors(tokenizer)` gives each batch its extra logits processors (penalties, a grammar); one with a
+    `shortened` list (constrained.GrammarProcessor) marks the rows it closed early for the budget, whose
+    finish_reason is then "length". `on_token(row, token, logprob)` sees each token as it comes.
+    """
     import torch
+    from transformers import LogitsProcessorList
+
+    from tunelab.inference.steps import StepLog
 
     if seed is not None:
         torch.manual_seed(seed)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    outputs: dict[int, str] = {}
+    answers: dict[int, Answer] = {}
     tokenizer.padding_side = "left"
     kwargs = generation_kwargs(tokenizer, max_new_tokens, temperature, top_p, top_k)
+    ends = end_token_ids(model, tokenizer) | ({kwargs["pad_token_id"]} if kwargs["pad_token_id"] is not None else set())
     batches = list(_batches(order, batch_size))
     iterator = track(batches, description) if description else batches
     model.eval()
@@ -105,12 +157,26 @@ def generate(
             kwargs["stopping_criteria"] = stop_criteria(
                 tokenizer, stop, 0 if encoder_decoder else encoded["input_ids"].shape[1]
             )
+        log = StepLog(len(batch), ends, top_logprobs, on_token)
+        extra = processors(tokenizer) if processors else []
         with torch.no_grad():
-            generated = model.generate(**encoded, **kwargs)
-        new_tokens = generated if encoder_decoder else generated[:, encoded["input_ids"].shape[1] :]
-        for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-            outputs[i] = cut_at_stop(text, stop).strip()
-    return [outputs[i] for i in range(len(prompts))]
+            model.generate(**encoded, **kwargs, logits_processor=LogitsProcessorList([log, *extra]), streamer=log)
+        shortened = [any(p.shortened[row] for p in extra if hasattr(p, "shortened")) for row in range(len(batch))]
+        for row, i in enumerate(batch):
+            answers[i] = _answer(tokenizer, log, row, stop, shortened[row])
+    return [answers[i] for i in range(len(prompts))]
+
+
+def _answer(tokenizer, log, row: int, stop: list[str] | None, shortened: bool) -> Answer:
+    tokens = log.tokens[row]
+    whole = tokenizer.decode(tokens, skip_special_tokens=True)
+    cut, marker = min(((whole.find(s), s) for s in stop or [] if s in whole), default=(len(whole), None))
+    finish = "stop" if log.ended[row] or marker is not None else "length"
+    logprobs = log.logprobs[row]
+    if marker is not None and logprobs:  # keep the tokens up to the one the stop sequence begins in
+        length = lambda k: len(tokenizer.decode(tokens[:k], skip_special_tokens=True))  # noqa: E731
+        logprobs = logprobs[: bisect.bisect_right(range(len(tokens) + 1), cut, key=length)]
+    return Answer(whole[:cut], tokens, "length" if shortened else finish, logprobs, marker)
 
 
 def sample_completions(
