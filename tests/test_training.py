@@ -13,7 +13,7 @@ from tunelab.training.batches import (
     encode_record,
     ensure_chat_template,
 )
-from tunelab.training.losses import lm_loss
+from tunelab.training.losses import LMLoss
 from tunelab.training.schedule import learning_rate_at
 
 CHAT = {
@@ -75,7 +75,7 @@ def examples(tokenizer, n=6):
 def test_packing_keeps_examples_apart(llama):
     """A packed row gives the same summed loss as each example alone: no attention across examples."""
     model, tokenizer = llama
-    batch = examples(tokenizer)
+    batch, lm_loss = examples(tokenizer), LMLoss()
     with torch.no_grad():
         packed = lm_loss(model, collate_packed(batch))
         alone = sum(lm_loss(model, collate_packed([e])) for e in batch)

@@ -91,10 +91,25 @@ def summed_token_loss(model, batch: dict) -> torch.Tensor:
     return token_statistics(model, batch).loss.sum()
 
 
-def lm_loss(model, batch: dict) -> torch.Tensor:
-    """Summed next-token cross-entropy of one causal-LM or seq2seq micro-batch."""
-    logits, targets, _ = lm_logits_at_targets(model, batch)
-    return F.cross_entropy(logits.float(), targets, reduction="sum")
+class LMLoss:
+    """Summed next-token cross-entropy of causal-LM or seq2seq micro-batches, counting the step's correctly predicted
+    targets on the way (one argmax of logits already computed), so every step's record carries its token accuracy
+    (OpenAI's train_mean_token_accuracy)."""
+
+    def __init__(self):
+        self.correct, self.count = 0, 0
+
+    def __call__(self, model, batch: dict) -> torch.Tensor:
+        logits, targets, _ = lm_logits_at_targets(model, batch)
+        with torch.no_grad():
+            self.correct = self.correct + (logits.argmax(-1) == targets).sum()  # a tensor: no device sync per pass
+        self.count += targets.numel()
+        return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+    def pop_metrics(self) -> dict:
+        accuracy = float(self.correct) / self.count if self.count else None
+        self.correct, self.count = 0, 0
+        return {"mean_token_accuracy": accuracy}
 
 
 def classification_loss(model, batch: dict, class_weights: torch.Tensor | None = None) -> torch.Tensor:

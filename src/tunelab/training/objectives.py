@@ -13,7 +13,7 @@ from functools import partial
 import torch
 
 from tunelab.training.batches import Example, micro_batches, trained_tokens
-from tunelab.training.losses import classification_loss, distill_loss, lm_loss, summed_token_loss
+from tunelab.training.losses import LMLoss, classification_loss, distill_loss, summed_token_loss
 
 LossFn = Callable[[object, dict], torch.Tensor]
 
@@ -52,7 +52,8 @@ def supervised(task: str, *, packing: bool, pad_id: int, class_weights: torch.Te
     if task == "classification":
         loss = partial(classification_loss, class_weights=class_weights)
         return Objective(collator(task, False, pad_id), loss, loss)
-    return Objective(collator(task, packing, pad_id), lm_loss, summed_token_loss)
+    loss = LMLoss()
+    return Objective(collator(task, packing, pad_id), loss, summed_token_loss, metrics=loss.pop_metrics)
 
 
 def distillation(teacher, temperature: float, alpha: float, *, packing: bool, pad_id: int) -> Objective:
