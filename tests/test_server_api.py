@@ -133,7 +133,7 @@ def test_jobs_unknown_ids_pagination_and_cancel(served):
             and job["metadata"] == {"team": "ops"}
         )
         ids.append(job["id"])
-    assert job["hyperparameters"] == {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 1.0}
+    assert job["hyperparameters"] == {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": "auto"}
     first = client.get("/v1/fine_tuning/jobs?limit=2", headers=AUTH).json()
     assert [j["id"] for j in first["data"]] == ids[:0:-1] and first["has_more"]
     rest = client.get(f"/v1/fine_tuning/jobs?limit=2&after={ids[1]}", headers=AUTH).json()
@@ -191,7 +191,7 @@ def test_restart_requeues_running_jobs_or_fails_them(served):
                 "attempts": attempts,
             },
         )
-    Worker(service.config, store).recover()
+    Worker(service.config, store, service.worker.webhooks).recover()
     resumed, given_up = store.get("jobs", "ftjob-a"), store.get("jobs", "ftjob-b")
     assert resumed["status"] == "queued" and resumed["resume"] == 1
     assert (

@@ -45,6 +45,17 @@ def prepare_job_data(train_file: Path, validation_file: Path | None, folder: Pat
         shutil.rmtree(validation_part, ignore_errors=True)
 
 
+def keep_validation(folder: Path, count: int | None) -> None:
+    """Hold the validation split to its first `count` records (a reinforcement job's eval_samples)."""
+    manifest = read_json(folder / "manifest.json")
+    if count is None or manifest["splits"]["validation"] <= count:
+        return
+    lines = (folder / "validation.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "validation.jsonl").write_text("".join(lines[:count]), encoding="utf-8")
+    manifest["splits"]["validation"] = count
+    write_json(folder / "manifest.json", manifest)
+
+
 def train_size(folder: Path) -> int:
     return int(read_json(folder / "manifest.json")["splits"]["train"])
 
@@ -80,7 +91,7 @@ def results_csv(records: list[dict], accuracy: dict) -> str:
         row = [
             r.get("step"),
             r.get("loss"),
-            accuracy.get("train") if last else None,
+            accuracy.get("train") if last else r.get("mean_token_accuracy"),
             r.get("eval_loss"),
             accuracy.get("validation") if last else None,
             r.get("learning_rate"),

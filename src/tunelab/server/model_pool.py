@@ -1,8 +1,11 @@
-"""The models the service answers with: base models, and fine-tuned ones as LoRA adapters on a shared base.
+"""The models the service answers with: base models, and fine-tuned ones (final models and epoch checkpoints) as
+LoRA adapters on a shared base.
 
 Each base model is loaded once; a fine-tuned model's adapter is loaded on first use (PEFT
 load_adapter) and switched in per request under one lock, so many fine-tuned models cost one
-base in memory. A run without adapter/ (a full fine-tune) is loaded whole and cached.
+base in memory. A run without adapter/ (a full fine-tune) is loaded whole and cached. A caller
+sees its project's fine-tuned models and the checkpoints other projects shared with it; any other
+`ft:` id is answered as if it did not exist.
 """
 
 import re
@@ -20,10 +23,15 @@ class Target:
     model_id: str
     base_name: str
     run_dir: Path | None = None  # a fine-tuned model's run folder
+    adapter_dir: Path | None = None  # an epoch checkpoint's adapter (None: the run's final one)
 
     @property
     def adapter_name(self) -> str:
-        return "ft_" + re.sub(r"\W", "_", self.run_dir.parent.name)
+        return "ft_" + re.sub(r"\W", "_", self.model_id)
+
+    @property
+    def adapter_folder(self) -> Path:
+        return self.adapter_dir or self.run_dir / "adapter"
 
 
 @dataclass
@@ -39,29 +47,25 @@ class ModelPool:
         self.bases: dict[str, Ready] = {}
         self.full: dict[str, Ready] = {}
 
-    def listing(self) -> list[dict]:
+    def listing(self, project: str) -> list[dict]:
         models = [
             {"id": name, "object": "model", "created": 0, "owned_by": "tunelab"} for name in self.config.base_models()
         ]
         models += [
-            {
-                "id": job["fine_tuned_model"],
-                "object": "model",
-                "created": job["finished_at"] or job["created_at"],
-                "owned_by": "user",
-            }
-            for job in self.store.fine_tuned_models()
+            {"id": row["model"], "object": "model", "created": row["created"], "owned_by": row["project"]}
+            for row in self.store.usable_models(project)
         ]
         return models
 
-    def target(self, model_id: str) -> Target:
+    def target(self, model_id: str, project: str) -> Target:
         bases = self.config.base_models()
         if model_id in bases:
             return Target(model_id, bases[model_id])
-        job = self.store.job_by_model(model_id)
-        if job is None:
+        row = next((r for r in self.store.usable_models(project) if r["model"] == model_id), None)
+        if row is None:
             raise ApiError(404, f"The model '{model_id}' does not exist.", "model", "model_not_found")
-        return Target(model_id, job["base_name"], self.config.jobs_dir / job["id"] / "run")
+        adapter_dir = Path(row["adapter_dir"]) if row["adapter_dir"] else None
+        return Target(model_id, row["base_name"], self.config.jobs_dir / row["job_id"] / "run", adapter_dir)
 
     def base(self, base_name: str) -> Ready:
         if base_name not in self.bases:
@@ -77,7 +81,7 @@ class ModelPool:
     def use(self, target: Target):
         """The model ready to generate for `target`, held under the lock for the whole block."""
         with self.lock:
-            if target.run_dir is not None and not (target.run_dir / "adapter" / "adapter_config.json").exists():
+            if target.run_dir is not None and not (target.adapter_folder / "adapter_config.json").exists():
                 yield self.whole_run(target.run_dir)
                 return
             ready = self.base(target.base_name)
@@ -89,10 +93,22 @@ class ModelPool:
             ready.model.set_adapter(target.adapter_name)
             yield ready
 
+    def forget(self, model_id: str, run_dir: Path) -> None:
+        """Unload a deleted model's adapter (or its whole-model run) so it stops serving and frees memory."""
+        name = Target(model_id, "").adapter_name
+        with self.lock:
+            self.full.pop(str(run_dir), None)
+            for ready in self.bases.values():
+                adapters = getattr(ready.model, "peft_config", {})
+                if name in adapters and len(adapters) == 1:
+                    ready.model = ready.model.unload()  # the last adapter: back to the plain base
+                elif name in adapters:
+                    ready.model.delete_adapter(name)
+
     def with_adapter(self, model, target: Target):
         from peft import PeftModel
 
-        folder = str(target.run_dir / "adapter")
+        folder = str(target.adapter_folder)
         if not isinstance(model, PeftModel):
             return PeftModel.from_pretrained(model, folder, adapter_name=target.adapter_name).eval()
         if target.adapter_name not in model.peft_config:

@@ -3,6 +3,8 @@
 A crash here never takes the service down, and the child dies with its parent (PR_SET_PDEATHSIG),
 so a killed service leaves a run folder that the next start resumes from its last checkpoint.
 Reads JOB_DIR/spec.json; writes JOB_DIR/result.json on success or JOB_DIR/error.json on failure.
+After training, the checkpoints at the ends of the last epochs become adapter folders under
+JOB_DIR/checkpoints, so each serves chat as its own `ft:...:ckpt-step-N` model.
 """
 
 import os
@@ -16,6 +18,7 @@ from tunelab.errors import TunelabError
 from tunelab.runs import read_json, write_json
 
 ACCURACY_EXAMPLES = 32
+EPOCH_CHECKPOINTS = 2  # besides the final model, as OpenAI keeps the last three epochs' models
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -31,8 +34,10 @@ def mean_token_accuracy(loaded, records: list[dict], max_length: int) -> float |
     """Share of trained (assistant) tokens whose next-token prediction is right, as OpenAI reports it."""
     from tunelab.evaluation.predict import language_model_stats
 
-    if not records or loaded.task != "causal-lm":
+    if not records or loaded.task != "causal-lm" or "messages" not in records[0] and "prompt" not in records[0]:
         return None
+    if "chosen" in records[0]:  # preference pairs: the accuracy of imitating the chosen reply
+        records = [{"messages": [*r["prompt"], r["chosen"]]} for r in records]
     _, counts, correct = language_model_stats(
         loaded.model, loaded.tokenizer, records[:ACCURACY_EXAMPLES], loaded.task, max_length=max_length
     )
@@ -63,7 +68,31 @@ def run(job_dir: Path) -> dict:
     if resume is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     summary = finetune.run(load_config(None, spec["overrides"]), resume=resume)
-    return {"summary": summary, "accuracy": accuracies(run_dir)}
+    checkpoints = export_epoch_checkpoints(run_dir, job_dir / "checkpoints", spec["steps_per_epoch"], summary["steps"])
+    return {"summary": summary, "accuracy": accuracies(run_dir), "checkpoints": checkpoints}
+
+
+def export_epoch_checkpoints(run_dir: Path, out: Path, steps_per_epoch: int, final_step: int) -> list[dict]:
+    """Adapter folders of the last epochs' end checkpoints before the final step: {"step", "adapter_dir"} each."""
+    from safetensors.torch import load_file
+
+    from tunelab.inference.engine import load_run
+
+    steps = [
+        int(folder.name.split("-")[-1])
+        for folder in sorted((run_dir / "checkpoints").glob("step-*"))
+        if int(folder.name.split("-")[-1]) % steps_per_epoch == 0 and int(folder.name.split("-")[-1]) < final_step
+    ][-EPOCH_CHECKPOINTS:]
+    if not steps or not (run_dir / "adapter").is_dir():
+        return []
+    model = load_run(run_dir).model
+    exported = []
+    for step in steps:
+        weights = load_file(str(run_dir / "checkpoints" / f"step-{step:07d}" / "trainable.safetensors"))
+        model.load_state_dict(weights, strict=False)
+        model.save_pretrained(str(out / f"step-{step}"))
+        exported.append({"step": step, "adapter_dir": str(out / f"step-{step}")})
+    return exported
 
 
 def main() -> None:

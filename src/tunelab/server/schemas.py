@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
@@ -24,8 +24,7 @@ class FileObject(BaseModel):
     filename: str
     purpose: str
     status: Literal["uploaded", "processed", "error"]
-    status_details: str | None = None
-    expires_at: int | None = None
+    expires_at: int | None = Field(None, description="Absent unless the upload set expires_after.")
 
 
 class FileList(BaseModel):
@@ -36,58 +35,86 @@ class FileList(BaseModel):
     last_id: str | None = None
 
 
+class Permission(BaseModel):
+    id: str
+    object: Literal["checkpoint.permission"] = "checkpoint.permission"
+    created_at: int
+    project_id: str
+
+
+class PermissionList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Permission]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class PermissionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_ids: list[str] = Field(min_length=1)
+
+
+class PermissionDeleted(BaseModel):
+    id: str
+    object: Literal["checkpoint.permission"] = "checkpoint.permission"
+    deleted: bool
+
+
+class ModelDeleted(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    deleted: bool
+
+
 class FileDeleted(BaseModel):
     id: str
     object: Literal["file"] = "file"
     deleted: bool
 
 
-Auto = Literal["auto"]
-
-
-class Hyperparameters(BaseModel):
+class MethodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n_epochs: Auto | StrictInt | None = Field(None, description="Passes over the training file; auto = 3.")
-    batch_size: Auto | StrictInt | None = Field(None, description="Examples per optimizer step; auto = 8.")
-    learning_rate_multiplier: Auto | StrictInt | StrictFloat | None = Field(
-        None, description="Times the method's default rate (2e-4 for LoRA)."
+    hyperparameters: dict[str, object] | None = Field(
+        None, description="Each 'auto' or a value within OpenAI's range for the method; 'auto' resolves from the data."
     )
 
 
-class SupervisedMethod(BaseModel):
-    hyperparameters: Hyperparameters | None = None
+class ReinforcementSettings(MethodSettings):
+    grader: dict = Field(description="An OpenAI grader object (string_check, text_similarity, python, multi, ...).")
 
 
 class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     type: Literal["supervised", "dpo", "reinforcement"]
-    supervised: SupervisedMethod | None = None
-    dpo: dict | None = None
-    reinforcement: dict | None = None
+    supervised: MethodSettings | None = None
+    dpo: MethodSettings | None = None
+    reinforcement: ReinforcementSettings | None = None
 
 
 class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     model: str
     training_file: str
     validation_file: str | None = None
     suffix: str | None = Field(None, max_length=64)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    hyperparameters: Hyperparameters | None = None
+    hyperparameters: dict[str, object] | None = Field(
+        None, description="Legacy: the supervised method's hyperparameters."
+    )
     method: Method | None = None
-    metadata: dict[str, str] | None = None
-    integrations: list[dict] | None = None
+    metadata: dict[str, str] | None = Field(None, description="Up to 16 pairs; keys up to 64, values up to 512 chars.")
+    integrations: list[dict] | None = Field(None, max_length=5)
 
 
 class JobError(BaseModel):
     code: str
     message: str
     param: str | None = None
-
-
-class ResolvedHyperparameters(BaseModel):
-    n_epochs: Auto | int | None = None
-    batch_size: Auto | int | None = None
-    learning_rate_multiplier: Auto | float | None = None
 
 
 class Job(BaseModel):
@@ -97,7 +124,7 @@ class Job(BaseModel):
     error: JobError | None = None
     fine_tuned_model: str | None = None
     finished_at: int | None = None
-    hyperparameters: ResolvedHyperparameters
+    hyperparameters: dict
     model: str
     organization_id: str = "org-tunelab"
     result_files: list[str]

@@ -1,7 +1,9 @@
-"""Jobs, files, events and checkpoints in one SQLite file; one connection behind a lock.
+"""Jobs, files, events, checkpoints and checkpoint permissions in one SQLite file; one connection behind a lock.
 
 Rows keep the OpenAI fields as columns (JSON text for nested ones); `seq` orders lists and
 pagination. Every write commits at once, so a killed service loses nothing it acknowledged.
+Files and jobs belong to a project; a home made before projects existed gets the columns added
+(its rows belong to the default project).
 """
 
 import json
@@ -14,24 +16,39 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, filename TEXT NOT NULL, bytes INTEGER NOT NULL,
-  created_at INTEGER NOT NULL, purpose TEXT NOT NULL, status TEXT NOT NULL, status_details TEXT, stored_name TEXT NOT NULL);
+  created_at INTEGER NOT NULL, purpose TEXT NOT NULL, status TEXT NOT NULL, status_details TEXT, stored_name TEXT NOT NULL,
+  project TEXT NOT NULL DEFAULT 'proj_default', expires_at INTEGER);
 CREATE TABLE IF NOT EXISTS jobs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, created_at INTEGER NOT NULL, model TEXT NOT NULL,
   base_name TEXT NOT NULL, training_file TEXT NOT NULL, validation_file TEXT, suffix TEXT, seed INTEGER NOT NULL,
   hyperparameters TEXT NOT NULL, method TEXT NOT NULL, metadata TEXT, status TEXT NOT NULL, fine_tuned_model TEXT,
   started_at INTEGER, finished_at INTEGER, trained_tokens INTEGER, estimated_finish INTEGER, error TEXT,
   result_files TEXT NOT NULL DEFAULT '[]', resume INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-  last_step INTEGER NOT NULL DEFAULT 0);
+  last_step INTEGER NOT NULL DEFAULT 0, project TEXT NOT NULL DEFAULT 'proj_default', integrations TEXT,
+  model_deleted INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
   level TEXT NOT NULL, message TEXT NOT NULL, type TEXT NOT NULL, data TEXT);
 CREATE TABLE IF NOT EXISTS checkpoints (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
-  step_number INTEGER NOT NULL, metrics TEXT NOT NULL, fine_tuned_model_checkpoint TEXT NOT NULL);
+  step_number INTEGER NOT NULL, metrics TEXT NOT NULL, fine_tuned_model_checkpoint TEXT NOT NULL, adapter_dir TEXT);
+CREATE TABLE IF NOT EXISTS permissions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, checkpoint TEXT NOT NULL, project_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
 CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints(job_id, seq);
+CREATE INDEX IF NOT EXISTS permissions_checkpoint ON permissions(checkpoint, seq);
 """
-JSON_COLUMNS = {"hyperparameters", "method", "metadata", "error", "result_files", "data", "metrics"}
+ADDED_COLUMNS = {  # columns later versions added: table -> (column, declaration)
+    "files": (("project", "TEXT NOT NULL DEFAULT 'proj_default'"), ("expires_at", "INTEGER")),
+    "jobs": (
+        ("project", "TEXT NOT NULL DEFAULT 'proj_default'"),
+        ("integrations", "TEXT"),
+        ("model_deleted", "INTEGER NOT NULL DEFAULT 0"),
+    ),
+    "checkpoints": (("adapter_dir", "TEXT"),),
+}
+JSON_COLUMNS = {"hyperparameters", "method", "metadata", "error", "result_files", "data", "metrics", "integrations"}
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -62,6 +79,14 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns:
+                if name not in present:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     def _all(self, sql: str, args=()) -> list[dict]:
         with self.lock:
@@ -82,6 +107,10 @@ class Store:
 
     def get(self, table: str, ident: str) -> dict | None:
         return self._one(f"SELECT * FROM {table} WHERE id = ?", (ident,))
+
+    def owned(self, table: str, ident: str, project: str) -> dict | None:
+        """The row if it belongs to `project`; another project's row is as absent as a missing one."""
+        return self._one(f"SELECT * FROM {table} WHERE id = ? AND project = ?", (ident, project))
 
     def update(self, table: str, ident: str, only_if_status: tuple[str, ...] | None = None, **changes) -> bool:
         """Set columns; with only_if_status, only while the row's status is one of those (atomic)."""
@@ -141,7 +170,7 @@ class Store:
             },
         )
 
-    def add_checkpoint(self, job_id: str, step: int, metrics: dict, model_name: str) -> None:
+    def add_checkpoint(self, job_id: str, step: int, metrics: dict, model_name: str, adapter_dir: str | None) -> None:
         self.insert(
             "checkpoints",
             {
@@ -151,11 +180,41 @@ class Store:
                 "step_number": step,
                 "metrics": metrics,
                 "fine_tuned_model_checkpoint": model_name,
+                "adapter_dir": adapter_dir,
             },
         )
 
-    def fine_tuned_models(self) -> list[dict]:
-        return self._all("SELECT * FROM jobs WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL ORDER BY seq")
+    def usable_models(self, project: str) -> list[dict]:
+        """Fine-tuned models and checkpoints `project` may use: its own, and checkpoints shared with it. Each row:
+        model (the id), adapter_dir (None for a job's final model), job_id, base_name, created."""
+        shared = {
+            r["checkpoint"] for r in self._all("SELECT checkpoint FROM permissions WHERE project_id = ?", (project,))
+        }
+        rows = self._all(
+            "SELECT c.fine_tuned_model_checkpoint AS model, c.adapter_dir, c.created_at AS created, j.id AS job_id, "
+            "j.base_name, j.project, j.fine_tuned_model FROM checkpoints c JOIN jobs j ON j.id = c.job_id "
+            "WHERE j.status = 'succeeded' AND j.model_deleted = 0 ORDER BY c.seq"
+        )
+        return [
+            r | {"adapter_dir": None if r["model"] == r["fine_tuned_model"] else r["adapter_dir"]}
+            for r in rows
+            if r["project"] == project or r["model"] in shared
+        ]
 
-    def job_by_model(self, name: str) -> dict | None:
-        return self._one("SELECT * FROM jobs WHERE fine_tuned_model = ? AND status = 'succeeded'", (name,))
+    def expired_files(self, at: int) -> list[dict]:
+        return self._all("SELECT * FROM files WHERE expires_at IS NOT NULL AND expires_at <= ?", (at,))
+
+    def job_of_model(self, model: str, project: str) -> dict | None:
+        """The succeeded job of `project` whose final model is `model` (and not deleted)."""
+        return self._one(
+            "SELECT * FROM jobs WHERE fine_tuned_model = ? AND project = ? AND status = 'succeeded' AND model_deleted = 0",
+            (model, project),
+        )
+
+    def checkpoint_of_project(self, name: str, project: str) -> dict | None:
+        """The checkpoint called `name` if a succeeded job of `project` made it."""
+        return self._one(
+            "SELECT c.* FROM checkpoints c JOIN jobs j ON j.id = c.job_id WHERE c.fine_tuned_model_checkpoint = ? "
+            "AND j.project = ? AND j.status = 'succeeded' AND j.model_deleted = 0",
+            (name, project),
+        )

@@ -3,6 +3,8 @@
 Statuses move validating_files → queued → running → succeeded | failed | cancelled (or paused).
 Queued jobs start oldest first. On start, a job left "running" by a crash is queued again to
 resume from its last checkpoint, or failed with the reason once it has been interrupted too often.
+Validation also checks that the file's records suit the job's method and resolves its "auto"
+hyperparameters from the split sizes; a job's end is announced to the webhook.
 """
 
 import math
@@ -14,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from tunelab.methods.lora import LORA
 from tunelab.runs import read_json, write_json
 from tunelab.server import datasets
+from tunelab.server.job_methods import JOB_METHODS, run_overrides
 from tunelab.server.store import Store, new_id, now
 
 POLL_SECONDS = 1.0
@@ -27,8 +29,8 @@ def fine_tuned_name(job: dict) -> str:
 
 
 class Worker:
-    def __init__(self, config, store: Store):
-        self.config, self.store = config, store
+    def __init__(self, config, store: Store, webhooks):
+        self.config, self.store, self.webhooks = config, store, webhooks
         self.wakeup = threading.Condition()
         self.processes: dict[str, subprocess.Popen] = {}
         self.stopping = False
@@ -126,7 +128,17 @@ class Worker:
             return self.fail(job, "invalid_training_file", f"the training data cannot be used: {exc}", "training_file")
         except Exception as exc:  # noqa: BLE001 - any failure ends the job with a reason
             return self.fail(job, "server_error", f"preparing the data failed: {type(exc).__name__}: {exc}")
-        if self.store.update("jobs", job["id"], ("validating_files",), status="queued"):
+        method_type = job["method"]["type"]
+        if manifest["schema"] not in JOB_METHODS[method_type].schemas:
+            return self.fail(
+                job, "invalid_training_file", schema_mismatch(manifest["schema"], method_type), "training_file"
+            )
+        method = resolved_method(job["method"], manifest["splits"])
+        hyperparameters = {k: method[method_type]["hyperparameters"][k] for k in job["hyperparameters"]}
+        datasets.keep_validation(folder, method[method_type]["hyperparameters"].get("eval_samples"))
+        if self.store.update(
+            "jobs", job["id"], ("validating_files",), status="queued", method=method, hyperparameters=hyperparameters
+        ):
             splits = manifest["splits"]
             self.store.add_event(
                 job["id"],
@@ -150,24 +162,31 @@ class Worker:
 
     def spec(self, job: dict) -> dict:
         job_dir = self.config.jobs_dir / job["id"]
-        hp = job["hyperparameters"]
-        steps = math.ceil(datasets.train_size(job_dir / "data") / hp["batch_size"]) * hp["n_epochs"]
+        method_type = job["method"]["type"]
+        settings = job["method"][method_type]
+        hp = settings["hyperparameters"]
+        per_epoch = math.ceil(datasets.train_size(job_dir / "data") / hp["batch_size"])
         overrides = {
             "data.path": [str(job_dir / "data")],
             "model.name": job["base_name"],
             "out": str(job_dir / "run"),
-            "method": LORA.name,
-            "train.epochs": hp["n_epochs"],
-            "train.batch_size": hp["batch_size"],
-            "train.learning_rate": hp["learning_rate_multiplier"] * LORA.learning_rate,  # what the multiplier scales
+            **run_overrides(method_type, hp, settings.get("grader")),
             "train.seed": job["seed"],
-            "train.save_steps": max(1, steps // 10),
             "data.force": True,
-            "tracking.enabled": False,
+            "tracking.enabled": any(i.get("type") == "mlflow" for i in job["integrations"] or []),
             "eval.enabled": False,
             **self.config.job_overrides,
         }
-        return {"overrides": overrides, "resume": bool(job["resume"]), "total_steps": steps}
+        max_steps = overrides.get("train.max_steps")
+        total = min(per_epoch * hp["n_epochs"], max_steps or math.inf)
+        every = checkpoint_interval(per_epoch, total)
+        overrides |= {"train.save_steps": every, "train.save_total_limit": total // every + 1}
+        return {
+            "overrides": overrides,
+            "resume": bool(job["resume"]),
+            "total_steps": total,
+            "steps_per_epoch": per_epoch,
+        }
 
     def train(self, job: dict) -> None:
         job_dir = self.config.jobs_dir / job["id"]
@@ -219,13 +238,7 @@ class Worker:
             time.sleep(POLL_SECONDS)
 
     def metrics_event(self, job_id: str, record: dict, total_steps: int) -> None:
-        data = {
-            "step": record["step"],
-            "train_loss": record.get("loss"),
-            "valid_loss": record.get("eval_loss"),
-            "total_steps": total_steps,
-            "train_mean_token_accuracy": None,
-        }
+        data = step_metrics(record) | {"step": record["step"], "total_steps": total_steps}
         message = f"Step {record['step']}/{total_steps}: training loss={record.get('loss', float('nan')):.4f}"
         if record.get("eval_loss") is not None:
             message += f", validation loss={record['eval_loss']:.4f}"
@@ -252,28 +265,22 @@ class Worker:
 
     def succeed(self, job: dict, result: dict, job_dir: Path) -> None:
         name = fine_tuned_name(job)
-        records = datasets.read_metrics(job_dir / "run")
+        records = {r["step"]: r for r in datasets.read_metrics(job_dir / "run")}
         accuracy = result.get("accuracy") or {}
-        result_id = self.add_result_file(job, datasets.results_csv(records, accuracy))
-        evaluated = [r for r in records if "eval_loss" in r] or records[-1:]
-        for i, record in enumerate(evaluated):
-            last = i == len(evaluated) - 1
-            metrics = {
-                "step": float(record["step"]),
-                "train_loss": record.get("loss"),
-                "valid_loss": record.get("eval_loss"),
-                "full_valid_loss": record.get("eval_loss"),
-            }
-            if last:
-                metrics.update(
-                    train_mean_token_accuracy=accuracy.get("train"),
-                    valid_mean_token_accuracy=accuracy.get("validation"),
-                    full_valid_mean_token_accuracy=accuracy.get("validation"),
-                )
+        result_id = self.add_result_file(job, datasets.results_csv(list(records.values()), accuracy))
+        final_step = result["summary"]["steps"]
+        for saved in result.get("checkpoints", []):
+            metrics = step_metrics(records.get(saved["step"], {}))
             self.store.add_checkpoint(
-                job["id"], record["step"], metrics, name if last else f"{name}:ckpt-step-{record['step']}"
+                job["id"], saved["step"], metrics, f"{name}:ckpt-step-{saved['step']}", saved["adapter_dir"]
             )
-        summary = result["summary"]
+        final = step_metrics(records.get(final_step, {})) | {
+            "full_valid_loss": records.get(final_step, {}).get("eval_loss"),
+            "train_mean_token_accuracy": accuracy.get("train"),
+            "valid_mean_token_accuracy": accuracy.get("validation"),
+            "full_valid_mean_token_accuracy": accuracy.get("validation"),
+        }
+        self.store.add_checkpoint(job["id"], final_step, drop_none(final), name, None)
         self.store.update(
             "jobs",
             job["id"],
@@ -281,12 +288,13 @@ class Worker:
             status="succeeded",
             fine_tuned_model=name,
             finished_at=now(),
-            trained_tokens=summary.get("trained_tokens"),
+            trained_tokens=billed_tokens(job, job_dir, final_step, read_json(job_dir / "spec.json")),
             estimated_finish=None,
             result_files=[result_id],
         )
         self.store.add_event(job["id"], f"New fine-tuned model created: {name}")
         self.store.add_event(job["id"], "The job has successfully completed")
+        self.webhooks.job_finished("succeeded", job["id"])
 
     def add_result_file(self, job: dict, text: str) -> str:
         file_id = new_id("file")
@@ -304,6 +312,7 @@ class Worker:
                 "purpose": "fine-tune-results",
                 "status": "processed",
                 "stored_name": stored_name,
+                "project": job["project"],
             },
         )
         return file_id
@@ -319,6 +328,53 @@ class Worker:
             error={"code": code, "message": message, "param": param},
         ):
             self.store.add_event(job["id"], f"Fine-tuning job failed: {message}", "error")
+            self.webhooks.job_finished("failed", job["id"])
+
+
+def schema_mismatch(schema: str, method_type: str) -> str:
+    suited = next((m.type for m in JOB_METHODS.values() if schema in m.schemas), None)
+    wanted = ", ".join(JOB_METHODS[method_type].schemas)
+    advice = f"; create a {suited} job for it" if suited else ""
+    return f"the training file holds {schema} records, but a {method_type} job trains on {wanted} records{advice}"
+
+
+def resolved_method(method: dict, splits: dict) -> dict:
+    """The job's method with every "auto" hyperparameter replaced by the value used."""
+    job_method = JOB_METHODS[method["type"]]
+    settings = method[method["type"]]
+    values = job_method.resolved(settings["hyperparameters"], splits["train"], splits["validation"])
+    return method | {method["type"]: settings | {"hyperparameters": values}}
+
+
+def checkpoint_interval(steps_per_epoch: int, total_steps: int) -> int:
+    """Save often enough to resume (about ten times a job) at steps that include every epoch's end."""
+    target = max(1, total_steps // 10)
+    return max(d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0 and d <= target)
+
+
+def drop_none(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def step_metrics(record: dict) -> dict:
+    """A metrics.jsonl record in the names of OpenAI's metric events (missing figures are left out, not null)."""
+    return drop_none(
+        {
+            "step": float(record["step"]) if "step" in record else None,
+            "train_loss": record.get("loss"),
+            "train_mean_token_accuracy": record.get("mean_token_accuracy"),
+            "valid_loss": record.get("eval_loss"),
+            "train_mean_reward": record.get("mean_reward"),
+        }
+    )
+
+
+def billed_tokens(job: dict, job_dir: Path, steps_done: int, spec: dict) -> int:
+    """What OpenAI reports as trained_tokens: every token of the training file, times the epochs trained."""
+    file_tokens = read_json(job_dir / "data" / "manifest.json")["token_stats"]["total"]
+    epochs = job["method"][job["method"]["type"]]["hyperparameters"]["n_epochs"]
+    planned = spec["steps_per_epoch"] * epochs
+    return round(file_tokens * epochs * min(1.0, steps_done / planned))
 
 
 def kill_stray_runner(job_dir: Path) -> None:

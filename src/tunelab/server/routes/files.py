@@ -1,4 +1,8 @@
-"""/v1/files: uploads are checked by the data pipeline; stored names are generated, never the client's."""
+"""/v1/files: uploads are checked by the data pipeline; stored names are generated, never the client's.
+
+Files belong to the uploading key's project; a file past its `expires_after` is gone (404, and
+its bytes are deleted the next time anyone looks).
+"""
 
 import os
 from pathlib import Path
@@ -13,14 +17,15 @@ from tunelab.server.store import new_id, now
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 SUFFIXES = {".jsonl", ".json", ".csv", ".tsv", ".parquet"}
-GENERATIVE_SCHEMAS = {"chat", "sharegpt", "alpaca", "completion", "text"}
+FINE_TUNING_SCHEMAS = {"chat", "sharegpt", "alpaca", "completion", "text", "preference", "reinforcement"}
 CHUNK = 1 << 20
+EXPIRY_SECONDS = (3600, 30 * 24 * 3600)  # OpenAI's bounds on expires_after[seconds]
 
 
 def file_object(row: dict) -> dict:
-    return {k: row.get(k) for k in ("id", "bytes", "created_at", "filename", "purpose", "status", "status_details")} | {
-        "object": "file"
-    }
+    """OpenAI's file object; fields the schema types as integers or strings are left out rather than null."""
+    fields = ("id", "bytes", "created_at", "filename", "purpose", "status", "expires_at")
+    return {k: row[k] for k in fields if row.get(k) is not None} | {"object": "file"}
 
 
 def stored_path(service, row: dict) -> Path:
@@ -54,11 +59,11 @@ def check_upload(path: Path, shown_name: str) -> None:
             "invalid_file_format",
         )
     schema = report["files"][0]["schema"]
-    if schema not in GENERATIVE_SCHEMAS:
+    if schema not in FINE_TUNING_SCHEMAS:
         raise ApiError(
             400,
             f"Invalid file format: {schema} records cannot fine-tune a chat model; give chat (messages), "
-            "instruction or prompt/completion records",
+            "instruction, prompt/completion, preference (DPO) or reinforcement records",
             "file",
             "invalid_file_format",
         )
@@ -77,9 +82,28 @@ async def save_upload(upload: UploadFile, target: Path, limit: int) -> int:
     return size
 
 
-@router.post("", response_model=FileObject, summary="Upload a fine-tuning file")
-async def create_file(request: Request, file: UploadFile = File(...), purpose: Literal["fine-tune"] = Form(...)):
+def expiry(anchor: str | None, seconds: int | None, created_at: int) -> int | None:
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise ApiError(400, "expires_after[anchor] must be 'created_at'", "expires_after.anchor")
+    if seconds is None or not EXPIRY_SECONDS[0] <= seconds <= EXPIRY_SECONDS[1]:
+        low, high = EXPIRY_SECONDS
+        raise ApiError(400, f"expires_after[seconds] must be between {low} and {high}", "expires_after.seconds")
+    return created_at + seconds
+
+
+@router.post("", response_model=FileObject, response_model_exclude_none=True, summary="Upload a fine-tuning file")
+async def create_file(
+    request: Request,
+    file: UploadFile = File(...),
+    purpose: Literal["fine-tune"] = Form(...),
+    expires_anchor: str | None = Form(None, alias="expires_after[anchor]"),
+    expires_seconds: int | None = Form(None, alias="expires_after[seconds]"),
+):
     service = request.app.state.service
+    created_at = now()
+    expires_at = expiry(expires_anchor, expires_seconds, created_at)
     declared = int(request.headers.get("content-length") or 0)
     if declared > service.config.max_upload_bytes + 64 * 1024:
         raise ApiError(
@@ -103,10 +127,12 @@ async def create_file(request: Request, file: UploadFile = File(...), purpose: L
             "id": file_id,
             "filename": name,
             "bytes": size,
-            "created_at": now(),
+            "created_at": created_at,
             "purpose": purpose,
             "status": "processed",
             "stored_name": stored_name,
+            "project": request.state.project,
+            "expires_at": expires_at,
         },
     )
     return file_object(row)
@@ -118,7 +144,7 @@ async def _run_sync(function, *args):
     return await run_in_threadpool(function, *args)
 
 
-@router.get("", response_model=FileList, summary="List files")
+@router.get("", response_model=FileList, response_model_exclude_none=True, summary="List files")
 def list_files(
     request: Request,
     purpose: str | None = None,
@@ -126,15 +152,11 @@ def list_files(
     limit: int = Query(10000, ge=1, le=10000),
     order: Literal["asc", "desc"] = "desc",
 ):
-    store = request.app.state.service.store
-    rows, more = store.page(
-        "files",
-        after,
-        limit,
-        "purpose = ?" if purpose else "",
-        (purpose,) if purpose else (),
-        newest_first=order == "desc",
-    )
+    service = request.app.state.service
+    remove_expired(service)
+    where = "project = ?" + (" AND purpose = ?" if purpose else "")
+    values = [request.state.project] + ([purpose] if purpose else [])
+    rows, more = service.store.page("files", after, limit, where, values, newest_first=order == "desc")
     data = [file_object(r) for r in rows]
     return {
         "object": "list",
@@ -145,11 +167,19 @@ def list_files(
     }
 
 
+def remove_expired(service) -> None:
+    for row in service.store.expired_files(now()):
+        service.store.delete("files", row["id"])
+        stored_path(service, row).unlink(missing_ok=True)
+
+
 def find_file(request: Request, file_id: str) -> dict:
-    return found(request.app.state.service.store.get("files", file_id), "file", file_id, "file_id")
+    service = request.app.state.service
+    remove_expired(service)
+    return found(service.store.owned("files", file_id, request.state.project), "file", file_id, "file_id")
 
 
-@router.get("/{file_id}", response_model=FileObject, summary="Retrieve a file's metadata")
+@router.get("/{file_id}", response_model=FileObject, response_model_exclude_none=True, summary="Retrieve a file")
 def retrieve_file(request: Request, file_id: str):
     return file_object(find_file(request, file_id))
 

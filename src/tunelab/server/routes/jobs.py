@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from tunelab.server.api_errors import ApiError, found
+from tunelab.server.job_methods import JOB_METHODS, JobMethod
 from tunelab.server.schemas import CheckpointList, EventList, Job, JobCreate, JobList
 from tunelab.server.store import new_id, now
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
-AUTO_EPOCHS, AUTO_BATCH, AUTO_MULTIPLIER = 3, 8, 1.0
 JOB_FIELDS = (
     "id",
     "created_at",
@@ -30,48 +30,91 @@ JOB_FIELDS = (
     "metadata",
     "method",
     "suffix",
+    "integrations",
 )
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+INTEGRATIONS = {"mlflow": "tunelab's own tracker: the job's run is recorded to the service's MLflow store"}
 
 
 def job_object(row: dict) -> dict:
-    return {k: row.get(k) for k in JOB_FIELDS} | {
-        "object": "fine_tuning.job",
-        "organization_id": "org-tunelab",
-        "integrations": [],
-    }
+    return {k: row.get(k) for k in JOB_FIELDS} | {"object": "fine_tuning.job", "organization_id": "org-tunelab"}
 
 
-def resolve_hyperparameters(body: JobCreate) -> dict:
-    """Top-level hyperparameters, else method.supervised's; 'auto' becomes the value used."""
-    given = body.hyperparameters
-    if body.method and body.method.supervised and body.method.supervised.hyperparameters:
-        given = body.method.supervised.hyperparameters
-    values = given.model_dump() if given else {}
-    resolved = {
-        "n_epochs": values.get("n_epochs"),
-        "batch_size": values.get("batch_size"),
-        "learning_rate_multiplier": values.get("learning_rate_multiplier"),
-    }
-    defaults = {"n_epochs": AUTO_EPOCHS, "batch_size": AUTO_BATCH, "learning_rate_multiplier": AUTO_MULTIPLIER}
-    for key, value in resolved.items():
-        if value in (None, "auto"):
-            resolved[key] = defaults[key]
-        elif (key == "learning_rate_multiplier" and not 0 < value <= 100) or (
-            key != "learning_rate_multiplier" and not 1 <= value <= 1000
-        ):
+def project_of(request: Request) -> str:
+    return request.state.project
+
+
+def method_settings(body: JobCreate) -> tuple[JobMethod, dict | None, dict | None]:
+    """The job's method, the client's hyperparameters for it (the legacy top-level ones for supervised), its grader."""
+    method_type = body.method.type if body.method else "supervised"
+    settings = getattr(body.method, method_type) if body.method else None
+    if method_type == "reinforcement" and settings is None:
+        raise ApiError(
+            400,
+            "method.reinforcement.grader is required for a reinforcement job",
+            "method.reinforcement",
+            "missing_grader",
+        )
+    if body.hyperparameters and method_type != "supervised":
+        raise ApiError(
+            400,
+            f"top-level hyperparameters apply to supervised jobs; give them as method.{method_type}.hyperparameters",
+            "hyperparameters",
+            "invalid_hyperparameter",
+        )
+    hyperparameters = settings.hyperparameters if settings and settings.hyperparameters else body.hyperparameters
+    grader = checked_grader(settings.grader) if method_type == "reinforcement" else None
+    return JOB_METHODS[method_type], hyperparameters, grader
+
+
+def checked_grader(grader: dict) -> dict:
+    from tunelab.errors import ConfigError
+    from tunelab.graders import validate_grader
+
+    try:
+        validate_grader(grader, "method.reinforcement.grader")
+    except ConfigError as exc:
+        raise ApiError(400, str(exc), exc.message.partition(":")[0], "invalid_grader") from None
+    return grader
+
+
+def check_metadata(metadata: dict[str, str] | None) -> None:
+    if not metadata:
+        return
+    if len(metadata) > METADATA_PAIRS:
+        raise ApiError(400, f"metadata holds {len(metadata)} pairs; at most {METADATA_PAIRS}", "metadata")
+    for key, value in metadata.items():
+        if len(key) > METADATA_KEY_CHARS or len(value) > METADATA_VALUE_CHARS:
             raise ApiError(
                 400,
-                f"hyperparameters.{key} is out of range (got {value})",
-                f"hyperparameters.{key}",
-                "invalid_hyperparameter",
+                f"metadata[{key[:20]!r}]: keys are at most {METADATA_KEY_CHARS} characters and values at most "
+                f"{METADATA_VALUE_CHARS}",
+                f"metadata.{key[:64]}",
             )
-    return resolved
 
 
-def check_file(store, file_id: str | None, param: str) -> None:
+def checked_integrations(integrations: list[dict] | None) -> list[dict] | None:
+    """Integrations tunelab honours; one it cannot (wandb needs its cloud service) is refused, never dropped."""
+    for i, integration in enumerate(integrations or []):
+        kind = integration.get("type")
+        if kind not in INTEGRATIONS:
+            reason = (
+                "needs api.wandb.ai, which this offline service does not reach" if kind == "wandb" else "is unknown"
+            )
+            raise ApiError(
+                400,
+                f"integrations[{i}]: the {kind!r} integration {reason}; tunelab offers "
+                + "; ".join(f"{{'type': '{k}'}}: {v}" for k, v in INTEGRATIONS.items()),
+                f"integrations[{i}].type",
+                "unsupported_integration",
+            )
+    return integrations or None
+
+
+def check_file(store, project: str, file_id: str | None, param: str) -> None:
     if file_id is None:
         return
-    row = found(store.get("files", file_id), "file", file_id, param)
+    row = found(store.owned("files", file_id, project), "file", file_id, param)
     if row["purpose"] != "fine-tune":
         raise ApiError(
             400, f"File {file_id} has purpose {row['purpose']!r}, not 'fine-tune'.", param, "invalid_file_purpose"
@@ -80,14 +123,8 @@ def check_file(store, file_id: str | None, param: str) -> None:
 
 @router.post("", response_model=Job, summary="Create a fine-tuning job")
 def create_job(request: Request, body: JobCreate):
-    service = request.app.state.service
-    if body.method and body.method.type != "supervised":
-        raise ApiError(
-            400,
-            f"method {body.method.type!r} is not supported here; use 'supervised'.",
-            "method.type",
-            "unsupported_method",
-        )
+    service, project = request.app.state.service, project_of(request)
+    job_method, hyperparameters, grader = method_settings(body)
     bases = service.config.base_models()
     if body.model not in bases:
         raise ApiError(
@@ -96,10 +133,14 @@ def create_job(request: Request, body: JobCreate):
             "model",
             "model_not_found",
         )
-    check_file(service.store, body.training_file, "training_file")
-    check_file(service.store, body.validation_file, "validation_file")
-    hyperparameters = resolve_hyperparameters(body)
-    method = {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}
+    check_file(service.store, project, body.training_file, "training_file")
+    check_file(service.store, project, body.validation_file, "validation_file")
+    check_metadata(body.metadata)
+    given = job_method.given(hyperparameters)
+    method = {
+        "type": job_method.type,
+        job_method.type: {"hyperparameters": given} | ({"grader": grader} if grader else {}),
+    }
     row = service.store.insert(
         "jobs",
         {
@@ -111,10 +152,12 @@ def create_job(request: Request, body: JobCreate):
             "validation_file": body.validation_file,
             "suffix": body.suffix,
             "seed": body.seed if body.seed is not None else 42,
-            "hyperparameters": hyperparameters,
+            "hyperparameters": legacy_hyperparameters(given),
             "method": method,
             "metadata": body.metadata,
+            "integrations": checked_integrations(body.integrations),
             "status": "validating_files",
+            "project": project,
         },
     )
     service.store.add_event(
@@ -126,14 +169,34 @@ def create_job(request: Request, body: JobCreate):
     return job_object(row)
 
 
+def legacy_hyperparameters(values: dict) -> dict:
+    """The deprecated top-level field mirrors the method's epochs, batch size and rate multiplier."""
+    return {key: values[key] for key in ("n_epochs", "batch_size", "learning_rate_multiplier")}
+
+
+def metadata_filter(request: Request) -> tuple[str, list]:
+    """SQL for `metadata[KEY]=VALUE` query parameters (all must match), or `metadata=null` (jobs without any)."""
+    clauses, values = [], []
+    for name, value in request.query_params.multi_items():
+        if name == "metadata" and value == "null":
+            clauses.append("metadata IS NULL")
+        elif name.startswith("metadata[") and name.endswith("]"):
+            clauses.append("json_extract(metadata, ?) = ?")
+            values += ['$."' + name[9:-1].replace('"', '""') + '"', value]
+    return " AND ".join(clauses), values
+
+
 @router.get("", response_model=JobList, summary="List fine-tuning jobs, newest first")
 def list_jobs(request: Request, after: str | None = None, limit: int = Query(20, ge=1, le=100)):
-    rows, more = request.app.state.service.store.page("jobs", after, limit)
+    where, values = metadata_filter(request)
+    where = " AND ".join(c for c in ("project = ?", where) if c)
+    rows, more = request.app.state.service.store.page("jobs", after, limit, where, [project_of(request), *values])
     return {"object": "list", "data": [job_object(r) for r in rows], "has_more": more}
 
 
 def find_job(request: Request, job_id: str) -> dict:
-    return found(request.app.state.service.store.get("jobs", job_id), "fine-tuning job", job_id, "fine_tuning_job_id")
+    row = request.app.state.service.store.owned("jobs", job_id, project_of(request))
+    return found(row, "fine-tuning job", job_id, "fine_tuning_job_id")
 
 
 @router.get("/{fine_tuning_job_id}", response_model=Job, summary="Retrieve a fine-tuning job")
@@ -184,7 +247,8 @@ def transition_job(request: Request, job_id: str, allowed: tuple[str, ...], acti
     """Move a job whose status is one of `allowed` as `action` says, and answer the updated job; 409 otherwise."""
     service = request.app.state.service
     row = find_job(request, job_id)
-    if not service.store.update("jobs", row["id"], allowed, **action.changes(service, row)):
+    changes = action.changes(service, row)
+    if not service.store.update("jobs", row["id"], allowed, **changes):
         raise ApiError(
             409,
             f"Job {row['id']} {action.refusal.format(status=row['status'])}",
@@ -194,6 +258,7 @@ def transition_job(request: Request, job_id: str, allowed: tuple[str, ...], acti
     if action.stops_run:
         service.worker.stop_job(row["id"])
     service.store.add_event(row["id"], action.event)
+    service.worker.webhooks.job_finished(changes["status"], row["id"])
     if not action.stops_run:
         service.worker.wake()  # after the event, so it precedes whatever the worker logs next
     return job_object(service.store.get("jobs", row["id"]))
@@ -221,15 +286,18 @@ def list_events(
     row = find_job(request, fine_tuning_job_id)
     rows, more = request.app.state.service.store.page("events", after, limit, "job_id = ?", (row["id"],))
     data = [
-        {k: r[k] for k in ("id", "created_at", "level", "message", "type", "data")}
-        | {"object": "fine_tuning.job.event"}
+        {k: r[k] for k in ("id", "created_at", "level", "message", "type")}
+        | {"data": r["data"] or {}, "object": "fine_tuning.job.event"}
         for r in rows
     ]
     return {"object": "list", "data": data, "has_more": more}
 
 
 @router.get(
-    "/{fine_tuning_job_id}/checkpoints", response_model=CheckpointList, summary="A job's checkpoints, newest first"
+    "/{fine_tuning_job_id}/checkpoints",
+    response_model=CheckpointList,
+    response_model_exclude_none=True,  # metrics the step has no figure for are left out: the schema wants numbers
+    summary="A job's checkpoints, newest first",
 )
 def list_checkpoints(
     request: Request, fine_tuning_job_id: str, after: str | None = None, limit: int = Query(10, ge=1, le=100)
@@ -243,7 +311,7 @@ def list_checkpoints(
             "created_at": r["created_at"],
             "fine_tuned_model_checkpoint": r["fine_tuned_model_checkpoint"],
             "fine_tuning_job_id": r["job_id"],
-            "metrics": r["metrics"],
+            "metrics": {k: v for k, v in r["metrics"].items() if v is not None},
             "step_number": r["step_number"],
         }
         for r in rows
