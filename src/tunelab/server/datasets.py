@@ -93,7 +93,7 @@ def results_csv(records: list[dict], accuracy: dict) -> str:
             r.get("loss"),
             accuracy.get("train") if last else r.get("mean_token_accuracy"),
             r.get("eval_loss"),
-            accuracy.get("validation") if last else None,
+            accuracy.get("validation") if last else r.get("eval_mean_token_accuracy"),
             r.get("learning_rate"),
             r.get("tokens_per_second"),
         ]

@@ -239,6 +239,13 @@ class Worker:
 
     def metrics_event(self, job_id: str, record: dict, total_steps: int) -> None:
         data = step_metrics(record) | {"step": record["step"], "total_steps": total_steps}
+        if record["step"] == total_steps:  # the end: the loop's last evaluation covers the whole validation split
+            data |= drop_none(
+                {
+                    "full_valid_loss": record.get("eval_loss"),
+                    "full_valid_mean_token_accuracy": record.get("eval_mean_token_accuracy"),
+                }
+            )
         message = f"Step {record['step']}/{total_steps}: training loss={record.get('loss', float('nan')):.4f}"
         if record.get("eval_loss") is not None:
             message += f", validation loss={record['eval_loss']:.4f}"
@@ -364,6 +371,7 @@ def step_metrics(record: dict) -> dict:
             "train_loss": record.get("loss"),
             "train_mean_token_accuracy": record.get("mean_token_accuracy"),
             "valid_loss": record.get("eval_loss"),
+            "valid_mean_token_accuracy": record.get("eval_mean_token_accuracy"),
             "train_mean_reward": record.get("mean_reward"),
         }
     )

@@ -249,6 +249,8 @@ def train_loop(
             record.update(loss_fn.metrics())
         if step % s.eval_steps == 0 or step == s.total_steps:
             record["eval_loss"] = evaluation_loss(model, validation, s, loss_fn) if validation else None
+            if validation and loss_fn.validation_metrics:
+                record.update({f"eval_{k}": v for k, v in loss_fn.validation_metrics().items()})
             best_weights = _track_best(
                 bare_model, record["eval_loss"], state, best_weights, bool(s.early_stopping_patience)
             )

@@ -28,6 +28,7 @@ class Objective:
     metrics: Callable[[], dict] | None = None  # the loss's own figures for the step just taken (logged beside loss)
     validation_batches: Callable[[list[Example], int, int], list[dict]] | None = None  # default: batches
     validation_targets: Callable[[dict], int] | None = None  # default: targets
+    validation_metrics: Callable[[], dict] | None = None  # the validation loss's own figures (logged as eval_*)
 
     def __call__(self, model, batch: dict) -> tuple[torch.Tensor, int]:
         return self.loss(model, batch), self.targets(batch)
@@ -52,8 +53,14 @@ def supervised(task: str, *, packing: bool, pad_id: int, class_weights: torch.Te
     if task == "classification":
         loss = partial(classification_loss, class_weights=class_weights)
         return Objective(collator(task, False, pad_id), loss, loss)
-    loss = LMLoss()
-    return Objective(collator(task, packing, pad_id), loss, summed_token_loss, metrics=loss.pop_metrics)
+    loss, validation = LMLoss(), LMLoss()
+    return Objective(
+        collator(task, packing, pad_id),
+        loss,
+        validation,
+        metrics=loss.pop_metrics,
+        validation_metrics=validation.pop_metrics,
+    )
 
 
 def distillation(teacher, temperature: float, alpha: float, *, packing: bool, pad_id: int) -> Objective:
