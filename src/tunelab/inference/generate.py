@@ -72,41 +72,10 @@ class Answer:
     stopped_at: str | None = None  # the stop sequence that ended it
 
 
-def generate(
-    model,
-    tokenizer,
-    prompts: list[str],
-    *,
-    max_new_tokens: int = 64,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    stop: list[str] | None = None,
-    batch_size: int = 16,
-    description: str | None = None,
-    encoder_decoder: bool = False,
-    top_k: int | None = None,
-    seed: int | None = None,
-) -> list[str]:
-    """Completions for raw prompt strings, in order, sorted by length inside for less padding.
-
-    Greedy when temperature is 0; otherwise sampled (temperature, top_p, top_k), reproducibly when `seed` is set.
-    `description` shows a progress bar on stderr.
-    """
-    answers = generate_answers(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        stop=stop,
-        batch_size=batch_size,
-        description=description,
-        encoder_decoder=encoder_decoder,
-        top_k=top_k,
-        seed=seed,
-    )
-    return [answer.text.strip() for answer in answers]
+def generate(model, tokenizer, prompts: list[str], **options) -> list[str]:
+    """Completions for raw prompt strings, in order (the texts of `generate_answers`, which takes the same
+    options: max_new_tokens, temperature, top_p, top_k, stop, seed, batch_size, description, encoder_decoder)."""
+    return [answer.text.strip() for answer in generate_answers(model, tokenizer, prompts, **options)]
 
 
 def generate_answers(
@@ -127,8 +96,9 @@ def generate_answers(
     top_logprobs: int | None = None,
     on_token: Callable | None = None,
 ) -> list[Answer]:
-    """`generate` with what the service needs besides the text: tokens, finish reasons and, when
-    `top_logprobs` is not None, each token's log-probability with that many alternatives (see steps.py).
+    """Completions for raw prompt strings, in order, sorted by length inside for less padding; greedy when
+    temperature is 0, else sampled (temperature, top_p, top_k), reproducibly when `seed` is set; `description`
+    shows a progress bar on stderr. Besides the text: tokens, finish reasons and, when `top_logprobs` is not None, each token's log-probability with that many alternatives (see steps.py).
 
     `processors(tokenizer)` gives each batch its extra logits processors (penalties, a grammar); one with a
     `shortened` list (constrained.GrammarProcessor) marks the rows it closed early for the budget, whose

@@ -6,6 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 
 from tunelab.server.api_errors import found
+from tunelab.server.routes import list_page
 from tunelab.server.schemas import PermissionCreate, PermissionDeleted, PermissionList
 from tunelab.server.store import new_id, now
 
@@ -27,14 +28,7 @@ def permission_object(row: dict) -> dict:
 
 
 def listing(rows: list[dict], more: bool) -> dict:
-    data = [permission_object(r) for r in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+    return list_page([permission_object(r) for r in rows], more)
 
 
 @router.post("/{checkpoint:path}/permissions", response_model=PermissionList, summary="Share a checkpoint")

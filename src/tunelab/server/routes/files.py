@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from tunelab.server.api_errors import ApiError, found
+from tunelab.server.routes import list_page
 from tunelab.server.schemas import FileDeleted, FileList, FileObject
 from tunelab.server.store import new_id, now
 
@@ -157,14 +158,7 @@ def list_files(
     where = "project = ?" + (" AND purpose = ?" if purpose else "")
     values = [request.state.project] + ([purpose] if purpose else [])
     rows, more = service.store.page("files", after, limit, where, values, newest_first=order == "desc")
-    data = [file_object(r) for r in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+    return list_page([file_object(r) for r in rows], more)
 
 
 def remove_expired(service) -> None:

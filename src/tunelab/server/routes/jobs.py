@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from tunelab.server.api_errors import ApiError, found
 from tunelab.server.job_methods import JOB_METHODS, JobMethod
+from tunelab.server.routes import list_page
 from tunelab.server.schemas import CheckpointList, EventList, Job, JobCreate, JobList
 from tunelab.server.store import new_id, now
 
@@ -316,10 +317,4 @@ def list_checkpoints(
         }
         for r in rows
     ]
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+    return list_page(data, more)
