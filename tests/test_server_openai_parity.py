@@ -383,3 +383,26 @@ def test_webhooks_are_signed_retried_and_verify_with_the_official_client(monkeyp
     tampered = Receiver.received[0][1].replace("ftjob-1", "ftjob-9")
     with pytest.raises(Exception, match="signature"):
         client.webhooks.unwrap(tampered, Receiver.received[0][0])
+
+
+@pytest.mark.slow
+def test_model_graders_run_with_a_local_judge(served):
+    """score_model and label_model judge with a model tunelab loads (here the bundled SmolLM2)."""
+    client, _ = served
+    messages = [{"role": "user", "content": "Is '{{sample.output_text}}' a polite reply? Answer yes or no."}]
+    graders = [
+        {"type": "score_model", "name": "polite", "model": "smollm2-135m-instruct", "input": messages, "range": [0, 1]},
+        {
+            "type": "label_model",
+            "name": "label",
+            "model": "smollm2-135m-instruct",
+            "input": messages,
+            "labels": ["yes", "no"],
+            "passing_labels": ["yes"],
+        },
+    ]
+    for grader in graders:
+        body = {"grader": grader, "model_sample": "Thank you so much for waiting!", "item": {}}
+        ran = client.post("/v1/fine_tuning/alpha/graders/run", headers=A, json=body).json()
+        assert_conforms(ran, "RunGraderResponse")
+        assert 0.0 <= ran["reward"] <= 1.0 and ran["metadata"]["type"] == grader["type"]

@@ -128,11 +128,17 @@ def test_a_supervised_job_refuses_a_preference_file_at_validation(service):
 def test_epoch_checkpoints_serve_and_share(service):
     served, root = service
     client, other = served.client(), OpenAI(base_url=served.base_url, api_key="key-b", max_retries=0)
-    training = upload(client, root, "chat.jsonl", chat_records(10))  # 9 train examples: 3 steps of 3 per epoch
+    training = upload(client, root, "chat.jsonl", chat_records(9))  # 9 train examples: 3 steps of 3 per epoch
+    validation = upload(client, root, "valid.jsonl", chat_records(4))
     hyperparameters = {"n_epochs": 3, "batch_size": 3}
     jobs = [
         client.fine_tuning.jobs.create(
-            model="tiny", training_file=training.id, seed=11, suffix=f"s{i}", hyperparameters=hyperparameters
+            model="tiny",
+            training_file=training.id,
+            validation_file=validation.id,
+            seed=11,
+            suffix=f"s{i}",
+            hyperparameters=hyperparameters,
         )
         for i in range(2)
     ]
@@ -140,6 +146,12 @@ def test_epoch_checkpoints_serve_and_share(service):
     assert first.status == second.status == "succeeded", served.log_text()[-2000:]
     checkpoints = client.fine_tuning.jobs.checkpoints.list(first.id).data
     assert [c.step_number for c in checkpoints] == [9, 6, 3]
+    events = [e.data for e in client.fine_tuning.jobs.list_events(first.id, limit=100).data if e.type == "metrics"]
+    assert all(0 <= e["train_mean_token_accuracy"] <= 1 for e in events)
+    evaluated = [e for e in events if "valid_loss" in e]
+    assert evaluated and all(0 <= e["valid_mean_token_accuracy"] <= 1 for e in evaluated)
+    assert "full_valid_loss" in events[0] and events[0]["step"] == 9  # newest first: the last step
+    assert checkpoints[0].metrics.full_valid_mean_token_accuracy is not None
     for checkpoint in checkpoints:
         assert_conforms(checkpoint.model_dump(mode="json", exclude_unset=True), "FineTuningJobCheckpoint")
     earlier = checkpoints[1].fine_tuned_model_checkpoint
