@@ -406,3 +406,20 @@ def test_model_graders_run_with_a_local_judge(served):
         ran = client.post("/v1/fine_tuning/alpha/graders/run", headers=A, json=body).json()
         assert_conforms(ran, "RunGraderResponse")
         assert 0.0 <= ran["reward"] <= 1.0 and ran["metadata"]["type"] == grader["type"]
+
+
+def test_auto_hyperparameters_resolve_from_the_split_sizes():
+    from tunelab.server.job_methods import REINFORCEMENT, auto_epochs
+
+    assert [auto_epochs(n) for n in (10, 30, 100, 10_000, 30_000)] == [10, 4, 3, 2, 1]  # OpenAI's rule
+    given = REINFORCEMENT.given({"batch_size": 2})
+    resolved = REINFORCEMENT.resolved(given, train_size=24, validation_size=3)
+    assert resolved == {
+        "n_epochs": 5,
+        "batch_size": 2,
+        "learning_rate_multiplier": 1.0,
+        "compute_multiplier": 1.0,
+        "eval_interval": 12,  # once an epoch of 24 prompts at 2 a step
+        "eval_samples": 3,
+        "reasoning_effort": "default",
+    }

@@ -87,13 +87,15 @@ class JobMethod:
 
     def resolved(self, given: dict, train_size: int, validation_size: int) -> dict:
         """Every "auto" replaced by the value this job trains with, given the prepared split sizes."""
+        batch = given.get("batch_size")
+        batch = max(1, min(AUTO_BATCH, train_size)) if batch in (None, "auto") else batch
         auto = {
             "n_epochs": auto_epochs(train_size),
-            "batch_size": max(1, min(AUTO_BATCH, train_size)),
+            "batch_size": batch,
             "learning_rate_multiplier": 1.0,
             "beta": AUTO_BETA,
             "compute_multiplier": 1.0,
-            "eval_interval": max(1, math.ceil(train_size / max(1, min(AUTO_BATCH, train_size)))),
+            "eval_interval": max(1, math.ceil(train_size / batch)),  # once an epoch
             "eval_samples": max(1, min(MAX_EVAL_SAMPLES, validation_size)),
         }
         return {key: auto[key] if value in (None, "auto") else value for key, value in given.items()}
