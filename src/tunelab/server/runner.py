@@ -78,11 +78,8 @@ def export_epoch_checkpoints(run_dir: Path, out: Path, steps_per_epoch: int, fin
 
     from tunelab.inference.engine import load_run
 
-    steps = [
-        int(folder.name.split("-")[-1])
-        for folder in sorted((run_dir / "checkpoints").glob("step-*"))
-        if int(folder.name.split("-")[-1]) % steps_per_epoch == 0 and int(folder.name.split("-")[-1]) < final_step
-    ][-EPOCH_CHECKPOINTS:]
+    saved = sorted(int(folder.name.split("-")[-1]) for folder in (run_dir / "checkpoints").glob("step-*"))
+    steps = [step for step in saved if step % steps_per_epoch == 0 and step < final_step][-EPOCH_CHECKPOINTS:]
     if not steps or not (run_dir / "adapter").is_dir():
         return []
     model = load_run(run_dir).model
